@@ -1,0 +1,59 @@
+# betml: `make demo` runs the main job on embedded defaults, `make test` runs the tests.
+# Both create .venv on first use and install the pinned environment (constraints.txt) into it.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.betml-installed
+# pip's local mirrors on some machines print one harmless warning per package: keep logs readable.
+QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
+
+PYTEST_ARGS ?=
+DEMO_SEED ?= 7
+
+.PHONY: help install demo test test-learning lint format clean
+
+help:
+	@echo "make demo           simulate data, import real football-data seasons, build features, print stats"
+	@echo "make test           run the test suite (unit, integration, PostgreSQL when TEST_DATABASE_URL is set)"
+	@echo "make test-learning  run the learning tests (slow: models must learn something)"
+	@echo "make lint           ruff and mypy"
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade "pip>=24" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -m pip install -q -c constraints.txt -e ".[dev]" 2>&1 | $(QUIET_PIP)
+	$(BIN)/python -c "import betting, cluster, ray, mlflow, lightgbm, sqlalchemy"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/betml data simulate --sport football --seasons 2 --seed $(DEMO_SEED)
+	@if [ -d ../shared/data/football-data/E0 ]; then \
+		$(BIN)/betml data import-football ../shared/data/football-data/E0/2022-23.csv ../shared/data/football-data/E0/2023-24.csv; \
+	fi
+	$(BIN)/betml data features --sport football --output var/features/football.parquet
+	$(BIN)/betml data stats
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not learning" $(PYTEST_ARGS)
+
+test-learning: $(STAMP)
+	$(BIN)/python -m pytest -m learning $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy betting cluster
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

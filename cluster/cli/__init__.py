@@ -1,0 +1,42 @@
+"""The ``betml`` command line: thin commands that parse arguments and call one library function."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from betting.errors import BetmlError
+from cluster.cli import data
+from cluster.logging import configure_logging
+from cluster.settings import get_settings
+
+app = typer.Typer(
+    name="betml",
+    help="betml: betting-strategy machine learning on Ray.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(data.app, name="data")
+
+err = Console(stderr=True)
+
+
+@app.callback()
+def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail.")) -> None:
+    settings = get_settings()
+    configure_logging("DEBUG" if verbose else settings.log_level, settings.effective_log_format)
+
+
+def main() -> None:
+    """Entry point of the ``betml`` console script: betml's own errors become one clear line."""
+    try:
+        app()
+    except BetmlError as e:
+        err.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
