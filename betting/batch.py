@@ -88,25 +88,29 @@ class EventBatch:
         market_ids = self.markets[["event_key", "market_key"]]
         if market_ids.duplicated().any():
             raise InvalidInput("batch.markets: a (event_key, market_key) appears twice")
-        bad_types = set(self.markets["type"]) - {t.value for t in MarketType}
+        bad_types = set(self.markets["type"].unique()) - {t.value for t in MarketType}
         if bad_types:
             raise InvalidInput(f"batch.markets: unknown market type(s) {sorted(bad_types)}")
-        if not set(self.markets["event_key"]) <= set(ev["event_key"]):
+        if not self.markets["event_key"].isin(ev["event_key"]).all():
             raise InvalidInput("batch.markets: a market refers to an event not in the batch")
         sel_ids = self.selections[["event_key", "market_key", "name"]]
         if sel_ids.duplicated().any():
             raise InvalidInput("batch.selections: a selection name appears twice in a market")
-        bad_kinds = set(self.odds["kind"]) - {k.value for k in OddsKind}
+        bad_kinds = set(self.odds["kind"].unique()) - {k.value for k in OddsKind}
         if bad_kinds:
             raise InvalidInput(f"batch.odds: unknown odds kind(s) {sorted(bad_kinds)}")
         if len(self.odds) and not (pd.to_numeric(self.odds["price"]) > 1.0).all():
             raise InvalidInput("batch.odds: every decimal price must be above 1.0")
         if self.results[["event_key", "market_key"]].duplicated().any():
             raise InvalidInput("batch.results: a market has more than one result")
-        known = set(map(tuple, sel_ids.to_numpy().tolist()))
-        for row in self.results.itertuples(index=False):
-            if (row.event_key, row.market_key, row.winner) not in known:
-                raise InvalidInput(
-                    f"batch.results: winner {row.winner!r} of {row.event_key}/{row.market_key}"
-                    " is not a selection of that market"
-                )
+        winners = self.results.rename(columns={"winner": "name"}).merge(
+            sel_ids.drop_duplicates(), on=["event_key", "market_key", "name"], how="left",
+            indicator=True,
+        )  # fmt: skip
+        unknown = winners[winners["_merge"] == "left_only"]
+        if len(unknown):
+            row = unknown.iloc[0]
+            raise InvalidInput(
+                f"batch.results: winner {row['name']!r} of {row.event_key}/{row.market_key}"
+                " is not a selection of that market"
+            )
