@@ -41,21 +41,17 @@ def aggregate_odds(odds: pd.DataFrame, reference_bookmaker: str) -> pd.DataFrame
         index = pd.MultiIndex.from_tuples([], names=_SEL_KEY)
         return pd.DataFrame(index=index, columns=ODDS_COLUMNS, dtype=float)
     latest = odds.sort_values("captured_at").drop_duplicates(
-        _SEL_KEY + ["bookmaker", "kind"], keep="last"
+        [*_SEL_KEY, "bookmaker", "kind"], keep="last"
     )
     latest = latest.assign(price=latest["price"].astype(float))
     real = latest[~latest["bookmaker"].str.startswith(PSEUDO_BOOKMAKER_PREFIX)]
     real = real.assign(implied=1.0 / real["price"])
-    keys = _SEL_KEY + ["kind"]
+    keys = [*_SEL_KEY, "kind"]
     stats = real.groupby(keys, sort=False).agg(
         mean=("price", "mean"), n=("price", "size"), implied_std=("implied", "std")
     )
     best = latest.groupby(keys, sort=False)["price"].max().rename("best")
-    ref = (
-        latest[latest["bookmaker"] == reference_bookmaker]
-        .set_index(keys)["price"]
-        .rename("ref")
-    )
+    ref = latest[latest["bookmaker"] == reference_bookmaker].set_index(keys)["price"].rename("ref")
     long = stats.join(best, how="outer").join(ref, how="left")
     long["implied_std"] = long["implied_std"].fillna(0.0).where(long["n"] > 0)
     wide = long.unstack("kind")

@@ -66,7 +66,9 @@ class Settings(BaseSettings):
         if self.env == "production":
             key = self.api_key.get_secret_value() if self.api_key else ""
             if key.strip().lower() in _PLACEHOLDER_KEYS:
-                raise ValueError("BETML_API_KEY must be set to a real secret when BETML_ENV=production")
+                raise ValueError(
+                    "BETML_API_KEY must be set to a real secret when BETML_ENV=production"
+                )
         return self
 
     @property

@@ -24,7 +24,9 @@ err = Console(stderr=True)
 
 
 @app.callback()
-def _setup(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail.")) -> None:
+def _setup(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log debug detail."),
+) -> None:
     settings = get_settings()
     configure_logging("DEBUG" if verbose else settings.log_level, settings.effective_log_format)
 

@@ -22,7 +22,9 @@ from betting.errors import ImportRejected
 from betting.store import session_scope, store_stats, write_batch
 from cluster.db import get_engine
 
-app = typer.Typer(help="Simulate, import and inspect events, odds and backtests.", no_args_is_help=True)
+app = typer.Typer(
+    help="Simulate, import and inspect events, odds and backtests.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -65,9 +67,7 @@ def simulate(
         progress.update(task, total=1, completed=1)
         write = progress.add_task("storing events", total=len(batch))
         with session_scope(get_engine()) as session:
-            report = write_batch(
-                session, batch, on_progress=lambda n: progress.advance(write, n)
-            )
+            report = write_batch(session, batch, on_progress=lambda n: progress.advance(write, n))
     console.print(
         f"{report.events_added} events added, {report.events_skipped} already stored; "
         f"{report.odds_added} odds snapshots."
@@ -89,6 +89,9 @@ def _csv_files(paths: list[Path]) -> list[Path]:
 @app.command("import-football")
 def import_football(
     paths: list[Path] = typer.Argument(..., help="football-data.co.uk CSV files or folders."),
+    drop_invalid_prices: bool = typer.Option(
+        False, help="Drop prices <= 1 (a few real files have some) instead of rejecting the file."
+    ),
 ) -> None:
     """Import football-data.co.uk CSVs; each file is all-or-nothing, re-imports add nothing."""
     from betting.ingest.football_data import import_football_data
@@ -102,7 +105,9 @@ def import_football(
             progress.update(task, description=f"importing {file.name}")
             try:
                 with session_scope(get_engine()) as session:
-                    report = import_football_data(session, file)
+                    report = import_football_data(
+                        session, file, on_invalid_price="drop" if drop_invalid_prices else "reject"
+                    )
                 added += report.events_added
                 skipped += report.events_skipped
             except ImportRejected as e:
@@ -139,8 +144,10 @@ def _fail_on_rejections(rejected: list[ImportRejected]) -> None:
 
 @app.command()
 def features(
-    output: Path = typer.Option(Path("var/features/features.parquet"), help="Parquet file to write."),
-    sport: Sport | None = typer.Option(None, help="Only this sport."),
+    output: Path = typer.Option(
+        Path("var/features/features.parquet"), help="Parquet file to write."
+    ),
+    sport: Sport = typer.Option(Sport.football, help="Sport (features are built per sport)."),
     competition: list[str] | None = typer.Option(None, help="Only these competitions."),
     season: list[str] | None = typer.Option(None, help="Only these seasons."),
 ) -> None:
@@ -153,7 +160,7 @@ def features(
         task = progress.add_task("loading events", total=3)
         with session_scope(get_engine()) as session:
             batch = load_batch(
-                session, sport=sport.value if sport else None, competition=competition,
+                session, sport=sport.value, competition=competition,
                 seasons=season,
             )  # fmt: skip
         progress.update(task, advance=1, description="building features")

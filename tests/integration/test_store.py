@@ -56,9 +56,19 @@ def two_matches(prefix: str = "t") -> EventBatch:
             for kind, h, drift in (("open", 48, 0.1), ("close", 0, 0.0))
             for price in [round(0.97 / s.true_probability + bump + drift, 2)]
         ],
-        columns=["event_key", "market_key", "selection", "bookmaker", "kind", "captured_at", "price"],
+        columns=[
+            "event_key",
+            "market_key",
+            "selection",
+            "bookmaker",
+            "kind",
+            "captured_at",
+            "price",
+        ],
     )
-    results = pd.DataFrame({"event_key": [f"{prefix}:1"], "market_key": ["1x2"], "winner": ["home"]})
+    results = pd.DataFrame(
+        {"event_key": [f"{prefix}:1"], "market_key": ["1x2"], "winner": ["home"]}
+    )
     return EventBatch(events, markets, selections, odds, results)
 
 
@@ -109,7 +119,7 @@ def test_a_market_has_one_result(session: Session) -> None:
 def test_bad_batches_are_refused_before_writing(session: Session) -> None:
     batch = two_matches()
     batch.odds.loc[0, "price"] = 1.0
-    with pytest.raises(InvalidInput, match="above 1.0"):
+    with pytest.raises(InvalidInput, match=r"above 1\.0"):
         write_batch(session, batch)
     batch = two_matches()
     batch.results.loc[0, "winner"] = "nobody"
