@@ -194,6 +194,6 @@ def stats() -> None:
     for row in result.events.itertuples(index=False):
         events.add_row(
             row.sport, row.competition, row.season, f"{row.events:,}", f"{int(row.settled):,}",
-            str(row.first)[:16], str(row.last)[:16],
+            str(row.first)[:10], str(row.last)[:10],
         )  # fmt: skip
     console.print(events)
