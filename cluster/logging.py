@@ -8,6 +8,13 @@ import sys
 import structlog
 
 
+def _drop_private_keys(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Leave out attributes other libraries attach to records (``_ray_timestamp_ns``...)."""
+    return {k: v for k, v in event.items() if not k.startswith("_ray")}
+
+
 def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
     """Route stdlib and structlog records through one renderer: JSON or human-readable."""
     renderer: structlog.types.Processor = (
@@ -19,7 +26,9 @@ def configure_logging(level: str = "INFO", fmt: str = "console") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
+        structlog.stdlib.PositionalArgumentsFormatter(),
         structlog.stdlib.ExtraAdder(),
+        _drop_private_keys,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     structlog.configure(

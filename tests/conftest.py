@@ -43,7 +43,9 @@ def _fresh_postgres(url: str) -> Engine:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def engine(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+def engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
     """A migrated, empty database engine for each backend."""
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("store") / "betml.db"
@@ -72,3 +74,71 @@ def session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+# --- Ray and MLflow: one small local Ray per session, a fresh MLflow store per test ----------
+
+#: Environment variables MLflow itself writes when configured; restored after each test.
+_MLFLOW_WRITTEN_ENV = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID")
+
+
+@pytest.fixture(scope="session")
+def ray_local() -> Iterator[object]:
+    """One local Ray for the whole session: 2 CPUs, no dashboard, a ~200 MB object store.
+
+    Workers inherit the environment of the moment it starts, so tests that change the
+    environment later must pass what trials need through their config.
+    """
+    from cluster.ray_runtime import connect, shutdown
+    from cluster.settings import Settings
+
+    context = connect(
+        Settings(ray_address=None),  # a local Ray even where RAY_ADDRESS names a cluster
+        num_cpus=2,
+        include_dashboard=False,
+        object_store_memory=200 * 1024 * 1024,
+        log_to_driver=False,
+    )
+    yield context
+    shutdown()
+
+
+@pytest.fixture(scope="session")
+def _mlflow_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty, migrated MLflow SQLite store (MLflow's migrations take seconds: do them once)."""
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_store(
+    _mlflow_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[object]:
+    """A fresh MLflow tracking and registry store on SQLite in ``tmp_path``, configured.
+
+    Sets ``MLFLOW_TRACKING_URI``, ``BETML_DATA_DIR`` (artifacts and storage go under
+    ``tmp_path``) and ``MLFLOW_EXPERIMENT_NAME``; yields the ``MlflowClient`` of
+    ``cluster.tracking.configure_mlflow``.
+    """
+    import shutil
+
+    import mlflow
+
+    from cluster.settings import get_settings
+    from cluster.tracking import configure_mlflow
+
+    db = tmp_path / "mlflow.db"
+    shutil.copyfile(_mlflow_template, db)
+    for name in (*_MLFLOW_WRITTEN_ENV, "BETML_STORAGE_ROOT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{db}")
+    monkeypatch.setenv("BETML_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "betml-tests")
+    get_settings.cache_clear()
+    yield configure_mlflow(get_settings())
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None resets MLflow's global URI
+    mlflow.set_registry_uri(None)  # type: ignore[arg-type]
+    get_settings.cache_clear()

@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 
 from betting.errors import BetmlError
-from cluster.cli import data
+from cluster.cli import data, models
 from cluster.logging import configure_logging
 from cluster.settings import get_settings
 
@@ -19,6 +19,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(data.app, name="data")
+app.add_typer(models.train_app, name="train")
+app.add_typer(models.models_app, name="models")
 
 err = Console(stderr=True)
 

@@ -1,0 +1,236 @@
+"""The training pipeline every outcome-model family shares.
+
+A family only knows how to fit a :class:`~cluster.artifacts.Predictor` on a training table.
+Everything around it is here, once: reading the events from the store, building features,
+holding out the latest seasons, scoring the holdout against the market and (on simulated data)
+the truth, writing the artifact, logging the run to MLflow with its tags and training summary,
+and registering the model as the challenger.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from betting.errors import InvalidInput
+from betting.evaluation import holdout_report
+from betting.features import FEATURE_COLUMNS, FEATURE_SCHEMA_VERSION, build_features
+from betting.frames import selection_frame
+from betting.store import load_batch, session_scope
+from cluster import tracking
+from cluster.artifacts import ArtifactMeta, Predictor, save_artifact
+from cluster.db import get_engine
+from cluster.settings import get_settings
+
+logger = logging.getLogger(__name__)
+
+ARTIFACT_PATH = "model"
+HOLDOUT_PREFIX = "holdout/"
+ROW_MODEL = "model"
+
+#: Fits one family's predictor on a training table; ``meta`` describes the artifact to build.
+FitFn = Callable[[pd.DataFrame, dict[str, Any], ArtifactMeta, int], Predictor]
+
+
+class DataConfig(BaseModel):
+    """Which stored events a model trains and is judged on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sport: str = "football"
+    """Sport of the events (features are built per sport)."""
+    market: str = "1x2"
+    """Market key the model predicts (``1x2``, ``total:2.5``, ``win``, ``moneyline``)."""
+    competitions: list[str] | None = None
+    """Only these competitions (all when unset)."""
+    seasons: list[str] | None = None
+    """Only these seasons (all when unset)."""
+    holdout_seasons: int = Field(1, ge=1)
+    """The latest seasons, never trained on, that every model of a run is judged on."""
+    min_edge: float = Field(0.02, ge=0.0)
+    """Edge a selection needs to count as a value bet in the betting view of the holdout."""
+
+
+def market_slug(market: str) -> str:
+    """A market key as it appears in registered model names (``total:2.5`` -> ``total-2-5``)."""
+    return re.sub(r"[^a-z0-9]+", "-", market.lower()).strip("-")
+
+
+def load_table(data: DataConfig) -> pd.DataFrame:
+    """Settled selections of ``data``'s market with their features, ordered by start time."""
+    with session_scope(get_engine()) as session:
+        batch = load_batch(
+            session, sport=data.sport, competition=data.competitions, seasons=data.seasons
+        )
+    if batch.events.empty:
+        raise InvalidInput(
+            f"no stored {data.sport} events match {data.model_dump(exclude_none=True)}; "
+            "simulate or import some first (betml data simulate / import-football)"
+        )
+    table = build_features(selection_frame(batch))
+    table = table[(table["market_key"] == data.market) & table["won"].notna()]
+    if table.empty:
+        raise InvalidInput(f"no settled {data.market!r} markets among the selected events")
+    return table.reset_index(drop=True)
+
+
+def split_holdout(table: pd.DataFrame, holdout_seasons: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training rows (earlier seasons) and holdout rows (the latest ``holdout_seasons``)."""
+    seasons = sorted(table["season"].unique())
+    if len(seasons) <= holdout_seasons:
+        raise InvalidInput(
+            f"{len(seasons)} season(s) {seasons} leave nothing to train on with "
+            f"holdout_seasons={holdout_seasons}"
+        )
+    held = set(seasons[-holdout_seasons:])
+    is_held = table["season"].isin(held)
+    return table[~is_held].reset_index(drop=True), table[is_held].reset_index(drop=True)
+
+
+def holdout_id(data: DataConfig, holdout: pd.DataFrame) -> str:
+    """Names the holdout: models are compared only on the same one."""
+    seasons = ",".join(sorted(holdout["season"].unique()))
+    digest = tracking.data_hash(holdout[["event_key", "selection", "won"]])[:12]
+    return f"{data.sport}/{data.market}/{seasons}/{digest}"
+
+
+def evaluate(predictor: Predictor, holdout: pd.DataFrame, *, min_edge: float) -> pd.DataFrame:
+    """The holdout table: the model next to the market's closing odds, the truth and base rates."""
+    frame = holdout.copy()
+    frame["p_model"] = predictor.predict_proba(frame)
+    frame["bet_odds"] = frame["close_best"].fillna(frame["close_mean"])
+    frame["closing_odds"] = frame["close_ref"].fillna(frame["close_mean"])
+    has_truth = frame["true_probability"].notna().all()
+    return holdout_report(
+        frame, "p_model", odds_col="bet_odds", closing_col="closing_odds",
+        true_col="true_probability" if has_truth else None, min_edge=min_edge,
+    )  # fmt: skip
+
+
+def report_metrics(report: pd.DataFrame) -> dict[str, float]:
+    """Flat ``holdout/<row>/<metric>`` metrics of a holdout table, NaNs left out."""
+    metrics = {}
+    for row, values in report.iterrows():
+        for metric, value in values.items():
+            if isinstance(value, int | float | np.floating) and np.isfinite(value):
+                metrics[f"{HOLDOUT_PREFIX}{row}/{metric}"] = float(value)
+    return metrics
+
+
+@dataclass
+class TrainResult:
+    """What one training run produced."""
+
+    run_id: str
+    model_name: str
+    artifact: Path
+    report: pd.DataFrame
+    summary: dict[str, Any] = field(default_factory=dict)
+    version: int | None = None
+
+    @property
+    def holdout_log_loss(self) -> float:
+        return float(self.report.loc[ROW_MODEL, "log_loss"])
+
+
+def train_and_log(
+    family: str,
+    fit: FitFn,
+    params: dict[str, Any],
+    data: DataConfig,
+    *,
+    predictor_path: str,
+    seed: int = 0,
+    table: pd.DataFrame | None = None,
+    register: bool = True,
+    extra_summary: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Fit ``family`` on the training seasons, judge it on the holdout, log and register it.
+
+    Args:
+        family: the family's name in registered model names (``lightgbm``, ``keras``...).
+        fit: the family's fit function.
+        params: the family's hyperparameters (logged as MLflow params).
+        data: which events to train and judge on.
+        predictor_path: ``module:Class`` of the predictor that loads the artifact.
+        seed: random seed handed to the family.
+        table: a table already loaded by :func:`load_table` (read from the store when unset).
+        register: register the artifact as ``betml-<family>-<sport>-<market>`` (challenger).
+        extra_summary: more facts for the training summary (search used, trials...).
+    """
+    started = time.perf_counter()
+    table = load_table(data) if table is None else table
+    train, holdout = split_holdout(table, data.holdout_seasons)
+    meta = ArtifactMeta(
+        family=family, predictor=predictor_path, sport=data.sport, market=data.market,
+        feature_columns=list(FEATURE_COLUMNS), feature_schema_version=FEATURE_SCHEMA_VERSION,
+        config={"params": params, "data": data.model_dump(), "seed": seed},
+    )  # fmt: skip
+    predictor = fit(train, params, meta, seed)
+    fit_seconds = time.perf_counter() - started
+    report = evaluate(predictor, holdout, min_edge=data.min_edge)
+    predictor.meta.metrics.update(
+        {k: v for k, v in report_metrics(report).items() if k.startswith(f"{HOLDOUT_PREFIX}model")}
+    )
+    name = tracking.model_name(family, data.sport, market_slug(data.market))
+    settings = get_settings()
+    tracking.configure_mlflow(settings)
+    tags = tracking.run_tags(
+        data_hash=tracking.data_hash(table[["event_key", "selection", "won", *FEATURE_COLUMNS]]),
+        feature_version=FEATURE_SCHEMA_VERSION, config=meta.config, family=family,
+        sport=data.sport, market=market_slug(data.market),
+    )  # fmt: skip
+    with mlflow.start_run(run_name=f"{name}-train", tags=tags) as run:
+        run_id = run.info.run_id
+        mlflow.log_params({k: v for k, v in _flat(params).items()})
+        mlflow.log_metrics(report_metrics(report))
+        artifact = save_artifact(predictor, settings.storage_root / "models" / run_id)
+        mlflow.log_artifacts(str(artifact), ARTIFACT_PATH)
+    summary = {
+        "model": name, "family": family, "run_id": run_id, "sport": data.sport,
+        "market": data.market, "features": list(FEATURE_COLUMNS),
+        "feature_schema_version": FEATURE_SCHEMA_VERSION,
+        "samples": {"train_rows": len(train), "holdout_rows": len(holdout),
+                    "train_markets": _markets(train), "holdout_markets": _markets(holdout),
+                    "train_seasons": sorted(train["season"].unique()),
+                    "holdout_seasons": sorted(holdout["season"].unique())},
+        "params": params, "metrics": report.reset_index(names="row").to_dict("records"),
+        "validation": {k: v for k, v in predictor.meta.metrics.items()
+                       if not k.startswith(HOLDOUT_PREFIX)},
+        "timing": {"fit_seconds": round(fit_seconds, 3),
+                   "total_seconds": round(time.perf_counter() - started, 3)},
+        **(extra_summary or {}),
+    }  # fmt: skip
+    tracking.log_summary(summary, run_id, folder=artifact.parent / f"{run_id}-summary")
+    result = TrainResult(run_id, name, artifact, report, summary)
+    if register:
+        result.version = tracking.register(
+            run_id, ARTIFACT_PATH, name, holdout_log_loss=result.holdout_log_loss,
+            holdout_id=holdout_id(data, holdout),
+        )  # fmt: skip
+    logger.info("trained %s: holdout log loss %.4f", name, result.holdout_log_loss)
+    return result
+
+
+def _markets(table: pd.DataFrame) -> int:
+    return int(table[["event_key", "market_key"]].drop_duplicates().shape[0])
+
+
+def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
