@@ -20,6 +20,7 @@ from typing import Any
 
 import ray
 from ray._private.worker import BaseContext
+from ray.exceptions import AuthenticationError
 
 from betting.errors import ConfigError, InvalidInput
 from cluster.settings import Settings, get_settings
@@ -143,7 +144,8 @@ def check_token_auth(
 
 def _missing_token_message(address: str) -> str:
     return (
-        f"the Ray cluster at {address} uses token authentication but no token was found: set {AUTH_TOKEN_ENV}, point {AUTH_TOKEN_PATH_ENV} at a token file, or "
+        f"the Ray cluster at {address} uses token authentication but no token was found: "
+        f"set {AUTH_TOKEN_ENV}, point {AUTH_TOKEN_PATH_ENV} at a token file, or "
         "put the token in ~/.ray/auth_token (`ray get-auth-token` on the head node prints it)"
     )
 
@@ -307,9 +309,7 @@ def _refused_for_token(error: BaseException | None) -> bool:
     # Ray wraps the GCS's refusal: ConnectionError <- RuntimeError whose text holds the
     # AuthenticationError's traceback.
     while error is not None:
-        if isinstance(error, ray.exceptions.AuthenticationError) or "InvalidAuthToken" in str(
-            error
-        ):
+        if isinstance(error, AuthenticationError) or "InvalidAuthToken" in str(error):
             return True
         error = error.__cause__ or error.__context__
     return False

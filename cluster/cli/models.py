@@ -39,8 +39,16 @@ def _report_table(report, title: str) -> Table:  # type: ignore[no-untyped-def]
     for col in report.columns:
         table.add_column(str(col).replace("_", " "), justify="right")
     for row, values in report.iterrows():
-        table.add_row(str(row), *(f"{v:.3f}" if isinstance(v, float) else str(v) for v in values))
+        table.add_row(str(row), *(_cell(col, v) for col, v in values.items()))
     return table
+
+
+def _cell(column: str, value: object) -> str:
+    if not isinstance(value, float):
+        return str(value)
+    if value != value:  # NaN: the row has no such number (no bets, no truth)
+        return "-"
+    return f"{value:.0f}" if column == "bets" else f"{value:.3f}"
 
 
 @train_app.command("ensemble")
