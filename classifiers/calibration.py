@@ -8,7 +8,10 @@ re-normalises them within each market, so the result still sums to 1 per market:
   over-confident model), ``T`` minimising the validation log loss;
 * ``platt``: a logistic regression of ``won`` on ``logit(p)`` per selection;
 * ``isotonic``: an increasing step map of ``p`` fitted by isotonic regression (stored by its
-  thresholds, applied by linear interpolation).
+  thresholds, applied by linear interpolation), never below :data:`ISOTONIC_FLOOR_RATIO` of the
+  model's own probability: on a few hundred validation markets the lowest step is often 0
+  (those selections never won there), and a selection called impossible that then wins costs
+  more log loss than the whole calibration gains.
 
 :func:`choose_calibration` scores each method by cross-fitting over the validation markets (fit
 on some, score on the others), so a flexible method such as isotonic is not chosen just for
@@ -39,10 +42,12 @@ logger = logging.getLogger(__name__)
 #: Calibrated probabilities are floored here before re-normalising: a calibrator never rules a
 #: selection out completely (isotonic maps its lowest bin to 0 when that bin never won).
 PROBABILITY_FLOOR = 1e-6
+#: Isotonic calibration keeps at least this share of the model's probability.
+ISOTONIC_FLOOR_RATIO = 0.25
 #: Range searched for the temperature.
 TEMPERATURE_BOUNDS = (0.05, 20.0)
 #: Cross-fitting folds of :func:`choose_calibration`.
-DEFAULT_FOLDS = 2
+DEFAULT_FOLDS = 3
 
 Array = np.ndarray
 
@@ -179,7 +184,9 @@ class IsotonicCalibration(Calibrator):
         if not self.x_thresholds or not self.y_thresholds:
             raise InvalidInput("isotonic calibration is not fitted (no thresholds)")
         p = np.asarray(probabilities, dtype=float)
-        return np.interp(p, self.x_thresholds, self.y_thresholds)
+        return np.maximum(
+            np.interp(p, self.x_thresholds, self.y_thresholds), ISOTONIC_FLOOR_RATIO * p
+        )
 
     def params(self) -> dict[str, Any]:
         return {"x_thresholds": self.x_thresholds, "y_thresholds": self.y_thresholds}

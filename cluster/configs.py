@@ -41,11 +41,17 @@ class TrainConfig(BaseModel):
     """Register the model as the challenger of ``betml-<name>-<sport>-<market>``."""
 
     def registered_family(self) -> str:
-        if self.name:
-            return self.name
-        if self.family == "ensemble":
-            return str(self.params.get("kind", "lightgbm")).replace("_", "-")
-        return "keras"
+        return registered_family_name(self.family, self.name, self.params)
+
+
+def registered_family_name(family: str, name: str | None, params: dict[str, Any]) -> str:
+    """The family part of registered model names: ``name`` when set, else the ensemble kind
+    (``lightgbm``, ``random-forest``, ``stacked``...) or ``keras`` for the classifier."""
+    if name:
+        return name
+    if family == "ensemble":
+        return str(params.get("kind", "lightgbm")).replace("_", "-")
+    return "keras"
 
 
 def load_config(path: Path, model: type[M]) -> M:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
+import optuna
 import ray
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ray import tune
@@ -94,6 +95,7 @@ def run_sweep(
     callbacks: Iterable[Callback] = (),
     tags: Mapping[str, str] | None = None,
     environment: Settings | None = None,
+    verbose: int | None = None,
 ) -> ResultGrid:
     """Run (or resume) a sweep on the connected Ray and return its results.
 
@@ -111,6 +113,8 @@ def run_sweep(
         callbacks: more Tune callbacks.
         tags: MLflow tags for every trial run (e.g. :func:`cluster.tracking.run_tags`).
         environment: betml's settings (default :func:`get_settings`).
+        verbose: Tune's own console output (0 silences it, as the CLI does when it draws its
+            own trial table; default Tune's).
 
     Raises:
         ConfigError: Ray is not connected (entry points call ``cluster.ray_runtime.connect``).
@@ -142,6 +146,7 @@ def run_sweep(
             storage_path=str(root),
             failure_config=FailureConfig(max_failures=settings.max_failures),
             callbacks=run_callbacks,
+            verbose=verbose,
         ),
     )
     return tuner.fit()
@@ -149,6 +154,7 @@ def run_sweep(
 
 def _tune_config(settings: SweepSettings) -> TuneConfig:
     max_concurrent = settings.max_concurrent or default_max_concurrent(settings.cpus_per_trial)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # not a line per study created
     searcher = ConcurrencyLimiter(OptunaSearch(seed=settings.seed), max_concurrent=max_concurrent)
     scheduler = ASHAScheduler(
         time_attr="training_iteration",

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import typer
 from rich.console import Console
 
 from betting.errors import BetmlError
-from cluster.cli import data, models
+from cluster.cli import data, models, sweep
 from cluster.logging import configure_logging
 from cluster.settings import get_settings
 
@@ -21,6 +22,7 @@ app = typer.Typer(
 app.add_typer(data.app, name="data")
 app.add_typer(models.train_app, name="train")
 app.add_typer(models.models_app, name="models")
+app.add_typer(sweep.app, name="sweep")
 
 err = Console(stderr=True)
 
@@ -35,6 +37,9 @@ def _setup(
 
 def main() -> None:
     """Entry point of the ``betml`` console script: betml's own errors become one clear line."""
+    # TensorFlow's C++ start-up notices (oneDNN, CPU features) are noise on a terminal; a local
+    # Ray started by this process hands the setting to its workers.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         app()
     except BetmlError as e:

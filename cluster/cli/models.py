@@ -28,12 +28,12 @@ def _train(family: str, config_path: Path) -> None:
             config.registered_family(), fit, config.params, config.data,
             predictor_path=predictor_path, seed=config.seed, register=config.register_model,
         )  # fmt: skip
-    console.print(_report_table(result.report, f"holdout: {result.model_name}"))
+    console.print(report_table(result.report, f"holdout: {result.model_name}"))
     registered = f", registered as version {result.version} (challenger)" if result.version else ""
     console.print(f"MLflow run {result.run_id}{registered}; artifact {result.artifact}")
 
 
-def _report_table(report, title: str) -> Table:  # type: ignore[no-untyped-def]
+def report_table(report, title: str) -> Table:  # type: ignore[no-untyped-def]
     table = Table(title=title)
     table.add_column("", no_wrap=True)
     for col in report.columns:
