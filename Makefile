@@ -18,7 +18,7 @@ DEMO_SEED ?= 7
 .PHONY: help install demo test test-learning lint format clean
 
 help:
-	@echo "make demo           simulate data, import real football-data seasons, build features, print stats"
+	@echo "make demo           simulate a league, import real football-data seasons, sweep and promote both model families, print their holdout table"
 	@echo "make test           run the test suite (unit, integration, PostgreSQL when TEST_DATABASE_URL is set)"
 	@echo "make test-learning  run the learning tests (slow: models must learn something)"
 	@echo "make lint           ruff and mypy"
@@ -33,12 +33,15 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/betml data simulate --sport football --seasons 2 --seed $(DEMO_SEED)
+	$(BIN)/betml data simulate --sport football --seasons 4 --seed $(DEMO_SEED)
 	@if [ -d ../shared/data/football-data/E0 ]; then \
 		$(BIN)/betml data import-football ../shared/data/football-data/E0/2022-23.csv ../shared/data/football-data/E0/2023-24.csv; \
 	fi
 	$(BIN)/betml data features --sport football --output var/features/football.parquet
 	$(BIN)/betml data stats
+	$(BIN)/betml sweep ensemble --config configs/sweeps/demo-lightgbm.yaml --promote
+	$(BIN)/betml sweep classifier --config configs/sweeps/demo-classifier.yaml --promote
+	$(BIN)/betml models report
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not learning" $(PYTEST_ARGS)

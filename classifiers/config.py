@@ -44,6 +44,10 @@ class ClassifierParams(BaseModel):
     l2: float = Field(1e-4, ge=0.0, le=1.0)
     """L2 penalty on the kernels of every Dense layer."""
 
+    market_prior: bool = True
+    """Add the market's log implied probability to each logit (weight learned, starting at 1),
+    so the net learns the market's errors instead of the whole price."""
+
     calibration: CalibrationChoice = "auto"
     """Calibration after training: ``"none"``, ``"platt"``, ``"isotonic"``, ``"temperature"``,
     or ``"auto"`` for the one with the best (cross-fitted) validation log loss."""

@@ -22,7 +22,7 @@ from betting.errors import ConfigError, InvalidInput
 from betting.evaluation import log_loss, market_ids_of
 from classifiers.calibration import CALIBRATION_METHODS, choose_calibration
 from classifiers.config import ClassifierParams
-from classifiers.model import Preprocessing, build_network, market_layout
+from classifiers.model import Preprocessing, build_network, market_layout, market_prior
 from classifiers.predictor import PREDICTOR, KerasPredictor
 from cluster.artifacts import ArtifactMeta
 
@@ -98,11 +98,12 @@ def _meta(meta: ArtifactMeta, params: ClassifierParams) -> ArtifactMeta:
 
 
 def _arrays(
-    rows: pd.DataFrame, preprocessing: Preprocessing, max_selections: int
+    rows: pd.DataFrame, preprocessing: Preprocessing, max_selections: int, use_prior: bool
 ) -> tuple[list[np.ndarray], np.ndarray]:
     layout = market_layout(rows, max_selections)
     x = layout.pad(preprocessing.transform(rows))
-    return [x, layout.mask()], layout.pad(rows["won"].to_numpy(dtype=float))
+    prior = layout.pad(market_prior(rows) if use_prior else np.zeros(len(rows)))
+    return [x, layout.mask(), prior], layout.pad(rows["won"].to_numpy(dtype=float))
 
 
 def fit_classifier(
@@ -140,9 +141,10 @@ def fit_classifier(
     train_rows, valid_rows = table[is_train], table[is_valid]
     preprocessing = Preprocessing.fit(train_rows, meta.feature_columns)
     max_selections = int(np.bincount(market_ids_of(table)).max())
-    x_train, y_train = _arrays(train_rows, preprocessing, max_selections)
-    x_valid, y_valid = _arrays(valid_rows, preprocessing, max_selections)
+    x_train, y_train = _arrays(train_rows, preprocessing, max_selections, params.market_prior)
+    x_valid, y_valid = _arrays(valid_rows, preprocessing, max_selections, params.market_prior)
 
+    keras.backend.clear_session()  # a reused Tune worker does not pile up earlier trials' graphs
     keras.utils.set_random_seed(params.seed if seed is None else seed)
     model = build_network(len(meta.feature_columns), params)
     stopper = keras.callbacks.EarlyStopping(
@@ -158,7 +160,7 @@ def fit_classifier(
         shuffle=True,
         verbose=0,
     )
-    predictor = KerasPredictor(meta, model, preprocessing, max_selections)
+    predictor = KerasPredictor(meta, model, preprocessing, max_selections, params.market_prior)
 
     raw = predictor.raw_proba(valid_rows)
     valid_ids = market_ids_of(valid_rows)

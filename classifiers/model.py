@@ -8,10 +8,16 @@ A table of selections (one row each, any order) becomes arrays over markets:
 * ``y``: ``[markets, max_selections]``, 1.0 on the winner;
 * ``row_index``: ``[markets, max_selections]``, the table position of each slot, -1 for padding.
 
+* ``prior``: ``[markets, max_selections]``, the market's log implied probability of each
+  selection (:func:`market_prior`), 0 in padding.
+
 The network applies one MLP to every selection (the same weights for all, so the order of the
-selections does not matter), gives each a logit, and takes the softmax over the market's real
-selections: a padding slot's logit is pushed to -1e9, so it gets probability 0 and never changes
-the others'. TensorFlow is imported only when a network is built.
+selections does not matter) and gives each the logit ``w * prior + mlp(x)``, then takes the
+softmax over the market's real selections: a padding slot's logit is pushed to -1e9, so it gets
+probability 0 and never changes the others'. ``w`` starts at 1 and the MLP's output layer at 0,
+so an untrained network reproduces the market's margin-free probabilities and training learns
+where the market is wrong, which on a few seasons of data is far easier than learning the whole
+price from scratch. TensorFlow is imported only when a network is built.
 """
 
 from __future__ import annotations
@@ -36,6 +42,12 @@ MASK_PENALTY = 1e9
 FEATURE_CLIP = 10.0
 INPUT_FEATURES = "features"
 INPUT_MASK = "mask"
+INPUT_PRIOR = "prior"
+#: Where the market prior comes from, first available per row: closing, then opening implied
+#: probability (with margin: the softmax over the market removes it proportionally).
+PRIOR_COLUMNS = ("close_implied", "open_implied")
+#: Implied probabilities are clipped here before the log.
+PRIOR_FLOOR = 1e-4
 
 
 # --- padding ------------------------------------------------------------------------------
@@ -133,6 +145,20 @@ def scatter_rows(padded: np.ndarray, row_index: np.ndarray) -> np.ndarray:
     return out
 
 
+def market_prior(table: pd.DataFrame) -> np.ndarray:
+    """Per row, the log of the first of :data:`PRIOR_COLUMNS` that is known; 0 where none is
+    (the selection then competes on its features alone)."""
+    prior = pd.Series(np.nan, index=table.index, dtype=float)
+    for column in PRIOR_COLUMNS:
+        if column in table.columns:
+            prior = prior.fillna(pd.to_numeric(table[column], errors="coerce").astype(float))
+    values = prior.to_numpy(dtype=float)
+    known = np.isfinite(values) & (values > 0)
+    out = np.zeros(len(values))
+    out[known] = np.log(np.clip(values[known], PRIOR_FLOOR, 1.0))
+    return out
+
+
 # --- preprocessing ------------------------------------------------------------------------
 
 
@@ -198,8 +224,9 @@ def _finite_or_nan(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def build_network(n_features: int, params: ClassifierParams) -> keras.Model:
-    """A compiled model: inputs ``features`` ``[m, s, n_features]`` and ``mask`` ``[m, s]``,
-    output the softmax within each market ``[m, s]``, loss categorical cross-entropy.
+    """A compiled model: inputs ``features`` ``[m, s, n_features]``, ``mask`` ``[m, s]`` and
+    ``prior`` ``[m, s]``, output the softmax within each market ``[m, s]``, loss categorical
+    cross-entropy.
 
     Only built-in layers are used, so ``model.keras`` loads with Keras' safe mode on.
     """
@@ -208,6 +235,7 @@ def build_network(n_features: int, params: ClassifierParams) -> keras.Model:
     regulariser = keras.regularizers.L2(params.l2) if params.l2 > 0 else None
     features = keras.Input(shape=(None, n_features), name=INPUT_FEATURES)
     mask = keras.Input(shape=(None,), name=INPUT_MASK)
+    prior = keras.Input(shape=(None,), name=INPUT_PRIOR)
     x = features
     for i in range(params.hidden_layers):
         x = keras.layers.Dense(
@@ -215,13 +243,20 @@ def build_network(n_features: int, params: ClassifierParams) -> keras.Model:
         )(x)
         if params.dropout > 0:
             x = keras.layers.Dropout(params.dropout, name=f"dropout_{i}")(x)
-    logit = keras.layers.Dense(1, kernel_regularizer=regulariser, name="logit")(x)
-    logits = keras.layers.Reshape((-1,), name="logits")(logit)
+    logit = keras.layers.Dense(
+        1, kernel_regularizer=regulariser, kernel_initializer="zeros", name="logit"
+    )(x)
+    prior_column = keras.layers.Reshape((-1, 1), name="prior_column")(prior)
+    weighted = keras.layers.Dense(
+        1, use_bias=False, kernel_initializer="ones", name="prior_weight"
+    )(prior_column)
+    summed = keras.layers.Add(name="logit_sum")([logit, weighted])
+    logits = keras.layers.Reshape((-1,), name="logits")(summed)
     # mask 1 -> 0, mask 0 -> -MASK_PENALTY (both exact in float32).
     penalty = keras.layers.Rescaling(MASK_PENALTY, offset=-MASK_PENALTY, name="penalty")(mask)
     masked = keras.layers.Add(name="masked_logits")([logits, penalty])
     probabilities = keras.layers.Softmax(axis=-1, name="probabilities")(masked)
-    model = keras.Model([features, mask], probabilities, name="market_softmax")
+    model = keras.Model([features, mask, prior], probabilities, name="market_softmax")
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
         loss=keras.losses.CategoricalCrossentropy(),
@@ -230,7 +265,7 @@ def build_network(n_features: int, params: ClassifierParams) -> keras.Model:
 
 
 def predict_padded(
-    model: keras.Model, x: np.ndarray, mask: np.ndarray, *, chunk: int = 8192
+    model: keras.Model, x: np.ndarray, mask: np.ndarray, prior: np.ndarray, *, chunk: int = 8192
 ) -> np.ndarray:
     """The model's ``[markets, max_selections]`` probabilities, in chunks of markets.
 
@@ -238,7 +273,9 @@ def predict_padded(
     online serving and bounded in memory for batch scoring.
     """
     parts = [
-        np.asarray(model([x[i : i + chunk], mask[i : i + chunk]], training=False))
+        np.asarray(
+            model([x[i : i + chunk], mask[i : i + chunk], prior[i : i + chunk]], training=False)
+        )
         for i in range(0, len(x), chunk)
     ]
     if not parts:

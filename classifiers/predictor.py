@@ -19,7 +19,7 @@ import pandas as pd
 from betting.errors import InvalidInput, NotFound
 from betting.evaluation import market_ids_of
 from classifiers.calibration import Calibrator, NoCalibration, calibrator_from_dict
-from classifiers.model import Preprocessing, market_layout, predict_padded
+from classifiers.model import Preprocessing, market_layout, market_prior, predict_padded
 from cluster.artifacts import ArtifactMeta, check_features
 
 if TYPE_CHECKING:
@@ -43,6 +43,7 @@ class KerasPredictor:
         preprocessing: the fitted imputation and scaling of ``meta.feature_columns``.
         calibrator: applied to the network's probabilities, market by market.
         max_selections: the widest market the model was trained on; wider ones are refused.
+        use_prior: whether the network adds the market's log implied probability to its logits.
     """
 
     def __init__(
@@ -51,6 +52,7 @@ class KerasPredictor:
         model: keras.Model,
         preprocessing: Preprocessing,
         max_selections: int,
+        use_prior: bool = True,
         calibrator: Calibrator | None = None,
     ) -> None:
         if list(preprocessing.feature_columns) != list(meta.feature_columns):
@@ -62,6 +64,7 @@ class KerasPredictor:
         self.model = model
         self.preprocessing = preprocessing
         self.max_selections = int(max_selections)
+        self.use_prior = bool(use_prior)
         self.calibrator = calibrator or NoCalibration()
 
     def raw_proba(self, features: pd.DataFrame) -> np.ndarray:
@@ -71,7 +74,8 @@ class KerasPredictor:
         if layout.n_rows == 0:
             return np.zeros(0)
         x = layout.pad(self.preprocessing.transform(features))
-        padded = predict_padded(self.model, x, layout.mask()).astype(np.float64)
+        prior = layout.pad(market_prior(features) if self.use_prior else np.zeros(layout.n_rows))
+        padded = predict_padded(self.model, x, layout.mask(), prior).astype(np.float64)
         padded /= padded.sum(axis=1, keepdims=True)  # exact sums after float32 softmax
         return layout.scatter(padded)
 
@@ -91,7 +95,11 @@ class KerasPredictor:
     def save_files(self, folder: Path) -> None:
         folder = Path(folder)
         self.model.save(folder / MODEL_FILE)
-        preprocessing = {**self.preprocessing.to_dict(), "max_selections": self.max_selections}
+        preprocessing = {
+            **self.preprocessing.to_dict(),
+            "max_selections": self.max_selections,
+            "market_prior": self.use_prior,
+        }
         (folder / PREPROCESSING_FILE).write_text(json.dumps(preprocessing, indent=1))
         (folder / CALIBRATION_FILE).write_text(json.dumps(self.calibrator.to_dict(), indent=1))
 
@@ -108,6 +116,7 @@ class KerasPredictor:
         try:
             model = keras.saving.load_model(model_path, compile=False)
             max_selections = int(preprocessing["max_selections"])
+            use_prior = bool(preprocessing["market_prior"])
         except (KeyError, TypeError, ValueError, OSError) as e:
             raise InvalidInput(f"{folder} holds an unreadable Keras classifier: {e}") from e
         logger.info("loaded keras classifier %s/%s from %s", meta.sport, meta.market, folder)
@@ -116,6 +125,7 @@ class KerasPredictor:
             model,
             Preprocessing.from_dict(preprocessing),
             max_selections,
+            use_prior,
             calibrator_from_dict(calibration),
         )
 

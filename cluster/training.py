@@ -234,3 +234,41 @@ def _flat(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+#: Rows of a holdout table that do not depend on the model: the same for every model judged on
+#: one holdout.
+REFERENCE_ROWS = ("market_close", "truth", "base_rate")
+
+
+def holdout_comparison(
+    models: list[tuple[str, int]], *, client: Any = None
+) -> dict[str, pd.DataFrame]:
+    """The holdout tables of registered model versions side by side, one table per holdout.
+
+    Each ``(name, version)`` gives a row ``"<name> v<version>"`` from the holdout metrics its
+    training run logged; the market, the truth (the floor, on simulated data) and the base rate
+    follow from the first run judged on that holdout. Tables are keyed by holdout id (models
+    judged on different seasons or data are never mixed).
+    """
+    client = client or mlflow.MlflowClient()
+    tables: dict[str, dict[str, dict[str, float]]] = {}
+    for name, version in models:
+        model_version = client.get_model_version(name, str(version))
+        holdout = model_version.tags.get(tracking.TAG_HOLDOUT_ID, "unknown holdout")
+        metrics = client.get_run(model_version.run_id).data.metrics
+        rows = tables.setdefault(holdout, {})
+        rows[f"{name} v{version}"] = _row_metrics(metrics, ROW_MODEL)
+        for reference in REFERENCE_ROWS:
+            if reference not in rows and (values := _row_metrics(metrics, reference)):
+                rows[reference] = values
+    out = {}
+    for holdout, rows in tables.items():
+        references = {k: rows.pop(k) for k in REFERENCE_ROWS if k in rows}
+        out[holdout] = pd.DataFrame.from_dict({**rows, **references}, orient="index")
+    return out
+
+
+def _row_metrics(metrics: dict[str, float], row: str) -> dict[str, float]:
+    prefix = f"{HOLDOUT_PREFIX}{row}/"
+    return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}

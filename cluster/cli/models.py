@@ -10,7 +10,7 @@ from rich.table import Table
 
 from cluster import tracking
 from cluster.configs import TrainConfig, family_functions, load_config
-from cluster.training import train_and_log
+from cluster.training import holdout_comparison, train_and_log
 
 train_app = typer.Typer(help="Train one model from a config and register it.", no_args_is_help=True)
 models_app = typer.Typer(help="List and promote registered models.", no_args_is_help=True)
@@ -84,6 +84,32 @@ def list_models() -> None:
             m.name, m.versions, m.champion_version, m.champion_log_loss, m.challenger_version,
             m.challenger_log_loss)))  # fmt: skip
     console.print(table)
+
+
+@models_app.command("report")
+def report(
+    alias: str = typer.Option(tracking.ALIAS_CHAMPION, help="Which version of each model."),
+) -> None:
+    """Holdout metrics of every registered model's champion next to the market, the truth (the
+    floor on simulated data) and the base rate, one table per holdout."""
+    tracking.configure_mlflow()
+    chosen = [
+        (m.name, v)
+        for m in tracking.list_models()
+        if (v := m.champion_version if alias == tracking.ALIAS_CHAMPION else m.challenger_version)
+    ]
+    if not chosen:
+        console.print(
+            f"no registered model has a {alias} yet: try `betml sweep ensemble --promote`"
+        )
+        raise typer.Exit(1)
+    for holdout, table in holdout_comparison(chosen).items():
+        console.print(report_table(table, f"holdout {holdout} ({alias}s)"))
+    console.print(
+        "market_close: the margin-free closing odds; truth: the simulator's true probabilities "
+        "(the floor no model can beat); base_rate: each position's win rate on the holdout "
+        "itself (home/draw/away), an in-sample baseline a useful model must beat."
+    )
 
 
 @models_app.command("promote")

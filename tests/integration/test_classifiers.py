@@ -53,20 +53,41 @@ def test_masked_softmax_ignores_padding_and_selection_order() -> None:
     keras.utils.set_random_seed(0)
     model = build_network(4, ClassifierParams(hidden_layers=1, width=8, dropout=0.0))
     rng = np.random.default_rng(0)
+    # The output layer starts at zero (see the next test): give it weights to test with.
+    model.get_layer("logit").set_weights([rng.normal(size=(8, 1)), np.zeros(1)])
     x = rng.normal(size=(1, 5, 4)).astype(np.float32)
     mask = np.array([[1, 1, 1, 0, 0]], dtype=np.float32)
-    p = np.asarray(model([x, mask]))
+    prior = np.log(np.array([[0.5, 0.3, 0.2, 1.0, 1.0]], dtype=np.float32))
+    p = np.asarray(model([x, mask, prior]))
     assert np.allclose(p[0, 3:], 0.0) and p[0].sum() == pytest.approx(1.0, abs=1e-6)
     # What sits in the padding does not matter, nor does the width of the padding.
     noisy = x.copy()
     noisy[0, 3:] = 100.0
-    assert np.allclose(np.asarray(model([noisy, mask]))[0, :3], p[0, :3], atol=1e-6)
-    narrow = np.asarray(model([x[:, :3], mask[:, :3]]))
+    assert np.allclose(np.asarray(model([noisy, mask, prior]))[0, :3], p[0, :3], atol=1e-6)
+    narrow = np.asarray(model([x[:, :3], mask[:, :3], prior[:, :3]]))
     assert np.allclose(narrow[0], p[0, :3], atol=1e-6)
     # Reordering the selections reorders their probabilities and nothing else.
     order = [2, 0, 1]
-    swapped = np.asarray(model([x[:, order], mask[:, :3]]))
+    swapped = np.asarray(model([x[:, order], mask[:, :3], prior[:, order]]))
     assert np.allclose(swapped[0], p[0, order], atol=1e-6)
+
+
+def test_an_untrained_network_starts_from_the_market(football: pd.DataFrame) -> None:
+    import keras
+
+    from classifiers.model import Preprocessing, market_layout, market_prior, predict_padded
+
+    keras.utils.set_random_seed(0)
+    model = build_network(len(FEATURE_COLUMNS), ClassifierParams())
+    rows = football.head(300)
+    layout = market_layout(rows)
+    x = layout.pad(Preprocessing.fit(rows, FEATURE_COLUMNS).transform(rows))
+    p = layout.scatter(predict_padded(model, x, layout.mask(), layout.pad(market_prior(rows))))
+    implied = rows["close_implied"].to_numpy()
+    fair = implied / rows.assign(i=implied).groupby(["event_key", "market_key"])["i"].transform(
+        "sum"
+    )
+    assert np.allclose(p, fair, atol=1e-5)
 
 
 def test_training_through_the_pipeline_round_trips(
