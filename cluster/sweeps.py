@@ -136,6 +136,9 @@ class SweepConfig(BaseModel):
 
     @model_validator(mode="after")
     def _space_paths_are_free(self) -> Self:
+        if "workers" in self.space or int(self.params.get("workers", 1)) > 1:
+            # A trial holds its CPUs; Ray Train workers inside it would wait for CPUs forever.
+            raise ValueError("a sweep trains in one process per trial: leave `workers` at 1")
         if not self.space:
             raise ValueError("space is empty: a sweep needs at least one searched parameter")
         for path in self.space:

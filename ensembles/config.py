@@ -73,7 +73,10 @@ class EnsembleParams(_Params):
     smote: bool = False
     """Oversample winners with SMOTE-NC before fitting members (binary rows are imbalanced)."""
     threads: int = Field(1, ge=1)
-    """Threads per fit (a Tune trial's CPUs)."""
+    """Threads per fit (a Tune trial's CPUs); with ``workers`` > 1, threads and CPUs per worker."""
+    workers: int = Field(1, ge=1)
+    """Ray Train workers for lightgbm/xgboost; more than 1 trains data-parallel on the connected
+    Ray cluster."""
 
     def params_of(self, member: str) -> _Params:
         """Validated hyperparameters of ``member``."""

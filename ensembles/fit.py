@@ -14,6 +14,7 @@ from betting.evaluation import log_loss, market_ids_of, normalise_within_markets
 from betting.splits import walk_forward_splits
 from cluster.artifacts import ArtifactMeta
 from ensembles.config import EnsembleParams
+from ensembles.distributed import check_distributable, fit_member_distributed
 from ensembles.members import Member, fit_member
 from ensembles.predictor import Stacker, TreePredictor, logit
 
@@ -47,6 +48,12 @@ def _fit_members(
 ) -> list[Member]:  # fmt: skip
     if params.smote:
         x, y = _resample(x, y, columns, seed)
+    if params.workers > 1:
+        return [
+            fit_member_distributed(k, params.params_of(k), x, y, seed=seed,
+                                   threads=params.threads, workers=params.workers)
+            for k in kinds
+        ]  # fmt: skip
     return [
         fit_member(k, params.params_of(k), x, y, seed=seed, threads=params.threads) for k in kinds
     ]
@@ -96,8 +103,15 @@ def fit_stacker(oof: OutOfFold, y: np.ndarray) -> Stacker:
 def fit_ensemble(
     train: pd.DataFrame, params: dict[str, Any], meta: ArtifactMeta, seed: int
 ) -> TreePredictor:
-    """Fit the configured member, or the stacked ensemble, on a training table."""
+    """Fit the configured member, or the stacked ensemble, on a training table.
+
+    With ``workers`` > 1 a LightGBM or XGBoost member trains data-parallel with Ray Train.
+
+    Raises:
+        ConfigError: ``workers`` > 1 for another kind, or without a connected Ray.
+    """
     config = EnsembleParams.model_validate(params)
+    check_distributable(config)
     columns = meta.feature_columns
     x, y, medians = _matrix(train, columns)
     kinds = list(config.members) if config.kind == "stacked" else [config.kind]

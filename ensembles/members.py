@@ -88,6 +88,27 @@ class SklearnMember:
         return cls(model, kind)
 
 
+def lightgbm_booster_params(
+    params: LightGBMParams, *, seed: int, threads: int
+) -> tuple[dict[str, Any], int]:
+    """``lgb.train`` parameters and boosting rounds for ``params``."""
+    p = params.model_dump()
+    rounds = p.pop("n_estimators")
+    p.update(objective="binary", seed=seed, deterministic=True, verbose=-1,
+             num_threads=threads, force_row_wise=True)  # fmt: skip
+    return p, rounds
+
+
+def xgboost_booster_params(
+    params: XGBoostParams, *, seed: int, threads: int
+) -> tuple[dict[str, Any], int]:
+    """``xgb.train`` parameters and boosting rounds for ``params``."""
+    p = params.model_dump()
+    rounds = p.pop("n_estimators")
+    p.update(objective="binary:logistic", seed=seed, nthread=threads, eta=p.pop("learning_rate"))
+    return p, rounds
+
+
 def fit_member(
     kind: str, params: _Params, x: np.ndarray, y: np.ndarray, *, seed: int, threads: int
 ) -> Member:
@@ -95,19 +116,12 @@ def fit_member(
     if isinstance(params, LightGBMParams):
         import lightgbm as lgb
 
-        p = params.model_dump()
-        rounds = p.pop("n_estimators")
-        p.update(objective="binary", seed=seed, deterministic=True, verbose=-1,
-                 num_threads=threads, force_row_wise=True)  # fmt: skip
+        p, rounds = lightgbm_booster_params(params, seed=seed, threads=threads)
         return LightGBMMember(lgb.train(p, lgb.Dataset(x, y), num_boost_round=rounds))
     if isinstance(params, XGBoostParams):
         import xgboost as xgb
 
-        p = params.model_dump()
-        rounds = p.pop("n_estimators")
-        p.update(
-            objective="binary:logistic", seed=seed, nthread=threads, eta=p.pop("learning_rate")
-        )
+        p, rounds = xgboost_booster_params(params, seed=seed, threads=threads)
         return XGBoostMember(xgb.train(p, xgb.DMatrix(x, label=y), num_boost_round=rounds))
     if isinstance(params, RandomForestParams):
         from sklearn.ensemble import RandomForestClassifier

@@ -22,6 +22,10 @@ def _train(family: str, config_path: Path) -> None:
     if config.family != family:
         raise typer.BadParameter(f"{config_path} configures a {config.family}, not a {family}")
     fit, predictor_path = family_functions(config.family)
+    if int(config.params.get("workers", 1)) > 1:  # data-parallel training runs on Ray Train
+        from cluster.ray_runtime import connect
+
+        connect()
     with console.status(f"training {config.registered_family()} on {config.data.sport} "
                         f"{config.data.market}..."):  # fmt: skip
         result = train_and_log(
@@ -48,7 +52,10 @@ def _cell(column: str, value: object) -> str:
         return str(value)
     if value != value:  # NaN: the row has no such number (no bets, no truth)
         return "-"
-    return f"{value:.0f}" if column == "bets" else f"{value:.3f}"
+    if column == "bets":
+        return f"{value:.0f}"
+    # Scores of good forecasters differ in the third decimal: show the fourth.
+    return f"{value:.4f}" if column in ("log_loss", "brier", "rps", "ece") else f"{value:.3f}"
 
 
 @train_app.command("ensemble")

@@ -60,6 +60,8 @@ def test_sweep_config_refuses_what_cannot_run() -> None:
         SweepConfig.model_validate(
             {**TINY_LGBM, "params": {"member_params": {"lightgbm": {"num_leaves": 4}}}}
         )
+    with pytest.raises(ValidationError, match="workers"):
+        SweepConfig.model_validate({**TINY_LGBM, "params": {**TINY_LGBM["params"], "workers": 2}})
     with pytest.raises(ValidationError, match="space is empty"):
         SweepConfig.model_validate({**TINY_LGBM, "space": {}})
     with pytest.raises(ValidationError, match="below high"):
