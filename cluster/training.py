@@ -205,6 +205,7 @@ def train_and_log(
                     "train_seasons": sorted(train["season"].unique()),
                     "holdout_seasons": sorted(holdout["season"].unique())},
         "params": params, "metrics": report.reset_index(names="row").to_dict("records"),
+        "calibration": predictor.meta.config.get("calibration_chosen", "none"),
         "validation": {k: v for k, v in predictor.meta.metrics.items()
                        if not k.startswith(HOLDOUT_PREFIX)},
         "timing": {"fit_seconds": round(fit_seconds, 3),

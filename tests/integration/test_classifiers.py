@@ -111,6 +111,7 @@ def test_training_through_the_pipeline_round_trips(
     summary = json.loads(next(result.artifact.parent.glob("*-summary/training_summary.json"))
                          .read_text())  # fmt: skip
     assert summary["family"] == "keras" and summary["validation"]["train/epochs"] <= 8
+    assert summary["calibration"] == model.meta.config[CONFIG_CALIBRATION]
 
 
 def test_same_seed_same_model_and_reload_gives_the_same_numbers(
