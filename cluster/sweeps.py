@@ -32,9 +32,8 @@ from betting.features import FEATURE_COLUMNS, FEATURE_SCHEMA_VERSION
 from betting.splits import walk_forward_splits
 from cluster import tracking
 from cluster.artifacts import ArtifactMeta
-from cluster.configs import FAMILIES, family_functions, registered_family_name
+from cluster.configs import FAMILIES, TrainConfig, family_functions
 from cluster.training import (
-    DataConfig,
     TrainResult,
     load_table,
     market_slug,
@@ -100,19 +99,11 @@ class Distribution(BaseModel):
         return tune.lograndint(int(low), int(high) + 1)
 
 
-class SweepConfig(BaseModel):
-    """``configs/sweeps/*.yaml``: a search over one family's hyperparameters."""
+class SweepConfig(TrainConfig):
+    """``configs/sweeps/*.yaml``: a train config whose ``params`` are the fixed hyperparameters,
+    plus a search over others. The holdout seasons are never seen by a trial; the refitted best
+    is registered as the challenger unless ``register_model`` is false."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    family: Literal["ensemble", "classifier"]
-    """Which model family is tuned."""
-    name: str | None = None
-    """Family name in the registered model name; default: the ensemble kind or ``keras``."""
-    data: DataConfig = Field(default_factory=DataConfig)
-    """Which events to train and judge on (the holdout seasons are never seen by a trial)."""
-    params: dict[str, Any] = Field(default_factory=dict)
-    """Fixed hyperparameters, the same for every trial."""
     space: dict[str, Distribution]
     """Searched hyperparameters by dotted path into ``params``, e.g.
     ``member_params.lightgbm.num_leaves``."""
@@ -126,13 +117,9 @@ class SweepConfig(BaseModel):
     """CPUs reserved for each trial (and threads given to the tree models)."""
     max_failures: int = Field(2, ge=0)
     """Times a crashed trial is retried from its last finished fold."""
-    seed: int = 0
-    """Seed of the search and of every fit."""
     sweep_name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """Folder of the sweep under ``<storage root>/tune`` (``--resume`` finds it by this name);
     default ``<family name>-<sport>-<market>``."""
-    register_model: bool = True
-    """Register the refitted best model as the challenger."""
 
     @model_validator(mode="after")
     def _space_paths_are_free(self) -> Self:
@@ -150,9 +137,6 @@ class SweepConfig(BaseModel):
                 continue
             raise ValueError(f"{path} is both fixed in params and searched in space")
         return self
-
-    def registered_family(self) -> str:
-        return registered_family_name(self.family, self.name, self.params)
 
     def resolved_sweep_name(self) -> str:
         if self.sweep_name:
