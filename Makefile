@@ -15,13 +15,15 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 DEMO_SEED ?= 7
 
-.PHONY: help install demo test test-learning lint format clean
+.PHONY: help install demo test test-learning lint format clean proto proto-go
 
 help:
 	@echo "make demo           simulate a league, import real football-data seasons, sweep and promote both model families, print their holdout table"
 	@echo "make test           run the test suite (unit, integration, PostgreSQL when TEST_DATABASE_URL is set)"
 	@echo "make test-learning  run the learning tests (slow: models must learn something)"
 	@echo "make lint           ruff and mypy"
+	@echo "make proto          regenerate the Python gRPC modules from serve/proto/betml/v1/ml_service.proto"
+	@echo "make proto-go       generate the Go client code from the proto and build the example Go client (needs go)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +55,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy betting cluster
+
+proto: $(STAMP)
+	$(BIN)/python -m serve.proto.generate
+
+proto-go: $(STAMP)
+	PYTHON=$(BIN)/python serve/proto/go_client/build.sh
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
