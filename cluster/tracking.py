@@ -6,6 +6,10 @@ version, the config hash, the git commit and what it models. Artifacts are folde
 (:func:`model_name`) pointing at ``runs:/<run_id>/<artifact_path>``, tagged with its holdout
 score and takes the alias ``challenger``. :func:`promote` moves ``champion`` to the challenger
 only when it beats the champion on the same holdout. Aliases only: stages are deprecated.
+
+The holdout score is lower-is-better: the log loss for outcome models; a family judged by
+something else registers a named score instead (the DQN staking agent: ``neg_log_growth``, the
+negative log growth of its bankroll over the holdout), and only scores of the same name compare.
 """
 
 from __future__ import annotations
@@ -44,6 +48,10 @@ TAG_SWEEP = "betml.sweep"
 #: Model-version tags written by :func:`register` and read by :func:`promote`.
 TAG_HOLDOUT_LOG_LOSS = "betml.holdout_log_loss"
 TAG_HOLDOUT_ID = "betml.holdout_id"
+#: A lower-is-better holdout score other than the log loss, and its name (see :func:`register`).
+TAG_HOLDOUT_SCORE = "betml.holdout_score"
+TAG_HOLDOUT_SCORE_NAME = "betml.holdout_score_name"
+SCORE_LOG_LOSS = "log_loss"
 
 ALIAS_CHAMPION = "champion"
 ALIAS_CHALLENGER = "challenger"
@@ -228,8 +236,9 @@ def register(
     artifact_path: str,
     name: str,
     *,
-    holdout_log_loss: float,
+    holdout_log_loss: float | None = None,
     holdout_id: str,
+    holdout_score: tuple[str, float] | None = None,
     client: MlflowClient | None = None,
 ) -> int:
     """Register the run's artifact folder as a new version of ``name`` and make it the challenger.
@@ -241,14 +250,16 @@ def register(
         holdout_log_loss: the version's log loss on the holdout.
         holdout_id: names the holdout (data and split) the score is on; only scores on the same
             holdout are compared by :func:`promote`.
+        holdout_score: instead of ``holdout_log_loss``, ``(name, value)`` of another
+            lower-is-better holdout score, e.g. ``("neg_log_growth", -0.12)``; pass one of the
+            two.
         client: MLflow client (default: one on the settings' tracking URI).
 
     Returns:
         The new version number.
     """
     _check_name(name)
-    if not math.isfinite(holdout_log_loss) or holdout_log_loss < 0:
-        raise InvalidInput(f"holdout_log_loss {holdout_log_loss!r} must be a finite number >= 0")
+    score_tags = _score_tags(holdout_log_loss, holdout_score)
     if not holdout_id.strip():
         raise InvalidInput("holdout_id must name the holdout the log loss was measured on")
     client = _client(client)
@@ -270,27 +281,50 @@ def register(
         name,
         source=f"runs:/{run_id}/{artifact_path}",
         run_id=run_id,
-        tags={TAG_HOLDOUT_LOG_LOSS: repr(float(holdout_log_loss)), TAG_HOLDOUT_ID: holdout_id},
+        tags={**score_tags, TAG_HOLDOUT_ID: holdout_id},
     )
     client.set_registered_model_alias(name, ALIAS_CHALLENGER, version.version)
     logger.info("registered %s version %s as challenger", name, version.version)
     return int(version.version)
 
 
+def _score_tags(
+    holdout_log_loss: float | None, holdout_score: tuple[str, float] | None
+) -> dict[str, str]:
+    if (holdout_log_loss is None) == (holdout_score is None):
+        raise InvalidInput("register needs one of holdout_log_loss and holdout_score")
+    if holdout_score is None:
+        assert holdout_log_loss is not None
+        if not math.isfinite(holdout_log_loss) or holdout_log_loss < 0:
+            raise InvalidInput(
+                f"holdout_log_loss {holdout_log_loss!r} must be a finite number >= 0"
+            )
+        return {TAG_HOLDOUT_LOG_LOSS: repr(float(holdout_log_loss))}
+    score_name, value = holdout_score
+    if not _ALIAS.fullmatch(score_name) or score_name == SCORE_LOG_LOSS:
+        raise InvalidInput(f"holdout score name {score_name!r} must be a word like neg_log_growth")
+    if not math.isfinite(value):
+        raise InvalidInput(f"holdout score {score_name} {value!r} must be a finite number")
+    return {TAG_HOLDOUT_SCORE: repr(float(value)), TAG_HOLDOUT_SCORE_NAME: score_name}
+
+
 @dataclass(frozen=True)
 class _Score:
     version: int
     log_loss: float | None
+    """The lower-is-better holdout score: the log loss, or the score named ``name``."""
     holdout_id: str | None
+    name: str = SCORE_LOG_LOSS
 
 
 def _score(version: ModelVersion) -> _Score:
-    raw = version.tags.get(TAG_HOLDOUT_LOG_LOSS)
+    name = version.tags.get(TAG_HOLDOUT_SCORE_NAME, SCORE_LOG_LOSS)
+    raw = version.tags.get(TAG_HOLDOUT_SCORE if name != SCORE_LOG_LOSS else TAG_HOLDOUT_LOG_LOSS)
     try:
-        log_loss = float(raw) if raw is not None else None
+        value = float(raw) if raw is not None else None
     except ValueError:
-        log_loss = None
-    return _Score(int(version.version), log_loss, version.tags.get(TAG_HOLDOUT_ID))
+        value = None
+    return _Score(int(version.version), value, version.tags.get(TAG_HOLDOUT_ID), name)
 
 
 def _alias_score(client: MlflowClient, model: RegisteredModel, alias: str) -> _Score | None:
@@ -307,11 +341,14 @@ class PromotionDecision:
     reason: str
     challenger_version: int
     challenger_log_loss: float | None
+    """The challenger's holdout score: its log loss, or the score named by ``score_name``."""
     challenger_holdout_id: str | None
     champion_version: int | None
     """The champion before the decision (None: there was none)."""
     champion_log_loss: float | None
     champion_holdout_id: str | None
+    score_name: str = SCORE_LOG_LOSS
+    """What the two ``*_log_loss`` numbers are (lower is better)."""
 
 
 def promote(
@@ -319,8 +356,9 @@ def promote(
 ) -> PromotionDecision:
     """Move the alias ``champion`` to the challenger when it has earned it.
 
-    The challenger is promoted when there is no champion, when its holdout log loss is strictly
-    lower than the champion's on the same holdout id, or when ``force`` is set. A champion scored
+    The challenger is promoted when there is no champion, when its holdout log loss (or other
+    named lower-is-better score, see :func:`register`) is strictly lower than the champion's on
+    the same holdout id, or when ``force`` is set. A champion scored
     on another holdout is not comparable: that refuses unless ``force``.
 
     Raises:
@@ -346,6 +384,7 @@ def promote(
         champion_version=champion.version if champion else None,
         champion_log_loss=champion.log_loss if champion else None,
         champion_holdout_id=champion.holdout_id if champion else None,
+        score_name=challenger.name,
     )
 
 
@@ -358,6 +397,12 @@ def _judge(challenger: _Score, champion: _Score | None, force: bool) -> tuple[bo
         return True, "there was no champion"
     if challenger.log_loss is None or champion.log_loss is None:
         return False, "a holdout log loss is missing, so the two cannot be compared; use force"
+    if challenger.name != champion.name:
+        return False, (
+            f"challenger is scored by {challenger.name}, champion by {champion.name}: "
+            "not comparable; use force"
+        )
+    what = "log loss" if challenger.name == SCORE_LOG_LOSS else challenger.name
     if challenger.holdout_id != champion.holdout_id:
         return False, (
             f"challenger scored on holdout {challenger.holdout_id!r}, champion on "
@@ -366,11 +411,11 @@ def _judge(challenger: _Score, champion: _Score | None, force: bool) -> tuple[bo
         )
     if challenger.log_loss < champion.log_loss:
         return True, (
-            f"challenger log loss {challenger.log_loss:.6f} < champion's "
+            f"challenger {what} {challenger.log_loss:.6f} < champion's "
             f"{champion.log_loss:.6f} on holdout {challenger.holdout_id!r}"
         )
     return False, (
-        f"challenger log loss {challenger.log_loss:.6f} is not lower than champion's "
+        f"challenger {what} {challenger.log_loss:.6f} is not lower than champion's "
         f"{champion.log_loss:.6f} on holdout {challenger.holdout_id!r}"
     )
 

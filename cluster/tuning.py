@@ -96,6 +96,7 @@ def run_sweep(
     tags: Mapping[str, str] | None = None,
     environment: Settings | None = None,
     verbose: int | None = None,
+    search: bool = True,
 ) -> ResultGrid:
     """Run (or resume) a sweep on the connected Ray and return its results.
 
@@ -115,6 +116,9 @@ def run_sweep(
         environment: betml's settings (default :func:`get_settings`).
         verbose: Tune's own console output (0 silences it, as the CLI does when it draws its
             own trial table; default Tune's).
+        search: propose configurations with Optuna and stop poor trials with ASHA. False runs
+            ``param_space`` as given, ``num_samples`` times (once, for a plain training run),
+            with the same checkpoints, retries, MLflow runs and resume.
 
     Raises:
         ConfigError: Ray is not connected (entry points call ``cluster.ray_runtime.connect``).
@@ -140,7 +144,7 @@ def run_sweep(
     tuner = Tuner(
         resourced,
         param_space=dict(param_space),
-        tune_config=_tune_config(settings),
+        tune_config=_tune_config(settings) if search else _plain_tune_config(settings),
         run_config=RunConfig(
             name=settings.name,
             storage_path=str(root),
@@ -172,6 +176,13 @@ def _tune_config(settings: SweepSettings) -> TuneConfig:
         # worker, not once per trial (seconds each on a small machine).
         reuse_actors=True,
     )
+
+
+def _plain_tune_config(settings: SweepSettings) -> TuneConfig:
+    return TuneConfig(
+        metric=settings.metric, mode=settings.mode, num_samples=settings.num_samples,
+        reuse_actors=True,
+    )  # fmt: skip
 
 
 def _mlflow_callback(

@@ -175,6 +175,7 @@ class BettingEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(len(self.config.stake_ladder) + 1)
         self._episode = np.arange(0)
         self._step = 0
+        self._done = True  # reset() starts an episode
         self.bankroll = self.peak = 1.0
         self._recent: deque[float] = deque(maxlen=self.config.recent_bets)
 
@@ -201,6 +202,7 @@ class BettingEnv(gym.Env):
         super().reset(seed=seed)
         self._episode = self._pick_episode(options)
         self._step = 0
+        self._done = False
         self.bankroll = self.peak = 1.0
         self._recent.clear()
         return self._observation(), {"season": self.markets.season[self._episode[0]]}
@@ -219,7 +221,7 @@ class BettingEnv(gym.Env):
         """Stake the action's fraction on the current market, settle it, move on."""
         if not self.action_space.contains(action):
             raise InvalidInput(f"action {action!r} is not in {self.action_space}")
-        if self._step >= len(self._episode):
+        if self._done:
             raise InvalidInput("the episode is over: call reset()")
         market = self._episode[self._step]
         fraction = self.config.stake_of(int(action))
@@ -233,6 +235,7 @@ class BettingEnv(gym.Env):
         self._step += 1
         ruined = self.bankroll < self.config.ruin_fraction
         done = ruined or self._step >= len(self._episode)
+        self._done = done
         info = {"bankroll": self.bankroll, "stake": fraction, "won": won, "ruined": ruined,
                 "market": int(market)}  # fmt: skip
         return self._observation(), float(max(reward, -50.0)), done, False, info

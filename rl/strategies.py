@@ -163,9 +163,11 @@ class OracleKelly(KellyStake):
 class Policy(Protocol):
     """What the DQN hook needs of a trained agent (``rl.policy.load_policy`` returns one)."""
 
-    def decide(self, decisions: pd.DataFrame) -> np.ndarray:
+    def decide(self, decisions: pd.DataFrame) -> pd.DataFrame | np.ndarray:
         """One stake fraction (of the current bankroll, in [0, 1]) per market of
-        ``decisions``, markets in order of first appearance; each is staked on the market's
+        ``decisions``: a frame keyed by ``event_key`` and ``market_key`` with a ``fraction``
+        column (as ``rl.policy.ExportedPolicy.decide`` returns), or an array with markets in order
+        of first appearance; each is staked on the market's
         best-edge selection by ``p_model``. ``decisions`` holds the period's rows in time order
         with their outcomes: a policy that tracks its bankroll must settle a market only after
         deciding on it."""
@@ -184,12 +186,32 @@ class PolicyStake(Strategy):
     """Where the policy came from (its folder), for the backtest's record."""
 
     def stakes(self, decisions: pd.DataFrame, p: np.ndarray, odds: np.ndarray) -> np.ndarray:
-        fractions = np.asarray(self.policy.decide(decisions), dtype=float)
+        decided = self.policy.decide(decisions)
+        if isinstance(decided, pd.DataFrame):
+            fractions = _keyed_fractions(decisions, decided, self.name)
+        else:
+            fractions = np.asarray(decided, dtype=float)
         if fractions.shape != p.shape:
             raise InvalidInput(
                 f"policy {self.name!r} returned {fractions.shape} stakes for {len(p)} markets"
             )
         return fractions
+
+
+def _keyed_fractions(decisions: pd.DataFrame, decided: pd.DataFrame, name: str) -> np.ndarray:
+    """A policy's keyed stakes in the order of the markets' first appearance in ``decisions``."""
+    keys = ["event_key", "market_key"]
+    missing = [c for c in (*keys, "fraction") if c not in decided.columns]
+    if missing:
+        raise InvalidInput(f"policy {name!r} answered without column(s) {missing}")
+    markets = decisions[keys].drop_duplicates()
+    merged = markets.merge(decided[[*keys, "fraction"]], on=keys, how="left", validate="1:1")
+    if merged["fraction"].isna().any():
+        first = merged[merged["fraction"].isna()].iloc[0]
+        raise InvalidInput(
+            f"policy {name!r} gave no stake for market {first['event_key']}/{first['market_key']}"
+        )
+    return merged["fraction"].to_numpy(dtype=float)
 
 
 #: The baselines by name, each built from the shared :class:`StrategyParams`. A new baseline is

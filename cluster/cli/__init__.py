@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from betting.errors import BetmlError
-from cluster.cli import backtest, data, models, sweep
+from cluster.cli import backtest, data, models, rl, sweep
 from cluster.logging import configure_logging
 from cluster.settings import get_settings
 
@@ -23,6 +23,7 @@ app.add_typer(data.app, name="data")
 app.add_typer(models.train_app, name="train")
 app.add_typer(models.models_app, name="models")
 app.add_typer(sweep.app, name="sweep")
+rl.add_commands(train_app=models.train_app, sweep_app=sweep.app)
 app.command("backtest")(backtest.backtest)
 
 err = Console(stderr=True)
