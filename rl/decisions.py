@@ -34,7 +34,6 @@ from betting.evaluation import market_ids_of, market_probabilities_from_odds
 from betting.features import FEATURE_COLUMNS, FEATURE_SCHEMA_VERSION
 from betting.splits import season_splits
 from cluster.artifacts import ArtifactMeta
-from cluster.configs import family_functions
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +79,8 @@ def out_of_sample_probabilities(
             f"{len(seasons)} season(s) leave none to decide on after min_train_seasons="
             f"{source.min_train_seasons}"
         )
+    from cluster.configs import family_functions  # training code: kept out of serving imports
+
     fit, predictor_path = family_functions(source.family)
     p = pd.Series(np.nan, index=table.index, dtype=float)
     for split in season_splits(table["season"], test_seasons=tested):

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from betting.errors import BetmlError
-from cluster.cli import backtest, data, models, rl, sweep
+from cluster.cli import backtest, data, models, predict, rl, serve, sweep
 from cluster.logging import configure_logging
 from cluster.settings import get_settings
 
@@ -25,6 +25,8 @@ app.add_typer(models.models_app, name="models")
 app.add_typer(sweep.app, name="sweep")
 rl.add_commands(train_app=models.train_app, sweep_app=sweep.app)
 app.command("backtest")(backtest.backtest)
+app.add_typer(predict.app, name="predict")
+app.add_typer(serve.app, name="serve")
 
 err = Console(stderr=True)
 

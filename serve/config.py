@@ -1,0 +1,120 @@
+"""The typed arguments of betml's Serve application (``args:`` of ``configs/serve/*.yaml``).
+
+Infrastructure (the store, MLflow, the API key) comes from the environment through
+:mod:`cluster.settings` on each replica; these arguments say what the application serves and
+how. Deployment options Serve itself owns (replicas, autoscaling, ``max_ongoing_requests``,
+ports) live in the same YAML file's ``deployments:``, ``http_options`` and ``grpc_options``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from cluster.tracking import ALIAS_CHAMPION, MODEL_PREFIX
+
+#: The outcome-model deployments an application may hold, by deployment name.
+OUTCOME_DEPLOYMENTS = ("ensemble", "classifier")
+
+_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+class ModelDeploymentArgs(BaseModel):
+    """One outcome-model deployment (``ensemble`` or ``classifier``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    families: list[str] = Field(min_length=1)
+    """Registered family names it serves (``lightgbm``, ``stacked``, ``keras``...): a request for
+    ``betml-<family>-...`` goes to the deployment listing that family. The first family makes
+    the default model of a sport and market, ``betml-<families[0]>-<sport>-<market>``."""
+    alias: str = ALIAS_CHAMPION
+    """Registry alias served when a request names none."""
+    preload: list[str] = Field(default_factory=list)
+    """Models (``name`` or ``name@alias``) every replica loads at start, so that readiness and
+    the first requests do not wait for a load."""
+    poll_interval_s: float = Field(default=5.0, gt=0.0)
+    """How often each loaded model's alias is looked up; a new version is loaded beside the old
+    one and swapped in when ready."""
+    max_batch_size: int = Field(default=32, ge=1)
+    """Requests ``@serve.batch`` scores in one vectorised call."""
+    batch_wait_timeout_s: float = Field(default=0.0, ge=0.0)
+    """How long a batch waits for more requests before it is scored. 0: no waiting; requests
+    that arrive while a batch is being scored still form the next batch."""
+
+    @field_validator("families")
+    @classmethod
+    def _words(cls, families: list[str]) -> list[str]:
+        bad = [f for f in families if not _WORD.fullmatch(f)]
+        if bad:
+            raise ValueError(f"families must be lowercase words joined by '-', got {bad}")
+        return families
+
+
+def _default_models() -> dict[str, ModelDeploymentArgs]:
+    return {
+        "ensemble": ModelDeploymentArgs(
+            families=["lightgbm", "stacked", "xgboost", "random-forest", "gradient-boosting"]
+        ),
+    }
+
+
+class FeatureArgs(BaseModel):
+    """Online features: the stored history they are built from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    history_ttl_s: float = Field(default=60.0, gt=0.0)
+    """A sport's stored events are re-read from the store (in the background, the old copy
+    answering meanwhile) when older than this."""
+
+
+class ServeArgs(BaseModel):
+    """Arguments of :func:`serve.app.build_app`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: dict[str, ModelDeploymentArgs] = Field(default_factory=_default_models)
+    """Outcome-model deployments by name (``ensemble``, ``classifier``): at least one."""
+    default_deployment: str = "ensemble"
+    """The deployment answering requests that name no model."""
+    features: FeatureArgs = Field(default_factory=lambda: FeatureArgs())
+    """Online features."""
+    max_batch_markets: int = Field(default=1000, ge=1)
+    """Most markets one BatchPredict may carry."""
+    runtime_env: dict[str, Any] | None = None
+    """Ray runtime env of every deployment (e.g. ``env_vars`` with ``DATABASE_URL``); a config
+    file may set the application's ``runtime_env`` instead."""
+
+    @model_validator(mode="after")
+    def _check(self) -> ServeArgs:
+        unknown = sorted(set(self.models) - set(OUTCOME_DEPLOYMENTS))
+        if not self.models or unknown:
+            raise ValueError(
+                f"models must name some of {list(OUTCOME_DEPLOYMENTS)}, got {sorted(self.models)}"
+            )
+        if self.default_deployment not in self.models:
+            raise ValueError(
+                f"default_deployment {self.default_deployment!r} is not one of the models "
+                f"{sorted(self.models)}"
+            )
+        seen: dict[str, str] = {}
+        for name, deployment in self.models.items():
+            for family in deployment.families:
+                if family in seen:
+                    raise ValueError(f"family {family!r} is served by {seen[family]} and {name}")
+                seen[family] = name
+        return self
+
+    def deployment_for_model(self, model_name: str) -> str:
+        """The deployment serving registered model ``model_name`` (``betml-<family>-...``): the
+        one listing the longest matching family, else the default deployment."""
+        best, length = self.default_deployment, 0
+        for name, deployment in self.models.items():
+            for family in deployment.families:
+                prefix = f"{MODEL_PREFIX}-{family}-"
+                if model_name.startswith(prefix) and len(prefix) > length:
+                    best, length = name, len(prefix)
+        return best

@@ -1,0 +1,299 @@
+"""The ingress deployment: ``betml.v1.MLService`` over gRPC and the HTTP API, in one replica.
+
+Serve's gRPC proxy calls the method named like the RPC with the request message and a
+``grpc_context``; the HTTP routes (built per replica by ``__serve_build_asgi_app__``) call the
+same :class:`~serve.service.PredictionService`. Errors become a status code and details here,
+once (:func:`_refusal`): a ``ServeError``'s code, message and rich details, or INTERNAL with the
+request id for a bug.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import FastAPI, Header
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from google.protobuf.json_format import ParseError
+from google.protobuf.message import Message
+from ray import serve
+from ray.serve import metrics
+from ray.serve.grpc_util import RayServegRPCContext
+
+from cluster.db import get_engine
+from cluster.logging import configure_logging
+from cluster.settings import Settings, get_settings
+from serve import http
+from serve.config import ServeArgs
+from serve.errors import (
+    STATUS_DETAILS_KEY,
+    BadRequest,
+    Internal,
+    ServeError,
+    Unauthenticated,
+    Unimplemented,
+    as_serve_error,
+    status_details,
+)
+from serve.online import OnlineFeatures
+from serve.proto.betml.v1 import ml_service_pb2 as pb
+from serve.service import PredictionService, service_version
+
+logger = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=Message)
+Access = Literal["open", "read", "write"]
+
+API_KEY_METADATA = "x-api-key"
+#: The ``x-api-key`` header of HTTP routes (module level: FastAPI resolves annotations here).
+ApiKeyHeader = Annotated[str | None, Header(alias=API_KEY_METADATA)]
+#: Buckets of ml_prediction_latency_seconds.
+LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
+
+
+def check_api_key(given: str | None, *, access: Access, settings: Settings) -> None:
+    """Refuse a call without the right key: writes always need it, reads outside development.
+
+    Raises:
+        Unauthenticated: the key is missing or wrong, or the server has none configured for a
+            call that needs one.
+    """
+    if access == "open" or (access == "read" and settings.env == "development"):
+        return
+    configured = settings.api_key.get_secret_value() if settings.api_key else ""
+    if not configured:
+        raise Unauthenticated("this call needs an API key, and the server has none (BETML_API_KEY)")
+    if not given or not hmac.compare_digest(given.encode(), configured.encode()):
+        raise Unauthenticated(f"missing or invalid {API_KEY_METADATA} metadata")
+
+
+def _request_id() -> str:
+    try:  # Serve's id of the request (the client's request_id metadata when it sent one)
+        return str(serve.context._get_serve_request_context().request_id or "")
+    except Exception:  # noqa: BLE001 - only for logs
+        return ""
+
+
+class ServeMetrics:
+    """The Prometheus metrics of DESIGN.md (Ray exports them with a ``ray_`` prefix)."""
+
+    def __init__(self) -> None:
+        self.predictions = metrics.Counter(
+            "ml_predictions", description="Markets predicted.",
+            tag_keys=("method", "model", "version"),  # type: ignore[arg-type]
+        )  # fmt: skip
+        self.latency = metrics.Histogram(
+            "ml_prediction_latency_seconds", description="Time to answer a prediction RPC.",
+            boundaries=LATENCY_BUCKETS, tag_keys=("method",),
+        )  # fmt: skip
+        self.errors = metrics.Counter(
+            "ml_grpc_errors", description="RPCs answered with an error status.",
+            tag_keys=("method", "code"),  # type: ignore[arg-type]
+        )  # fmt: skip
+
+
+def _refusal(error: Exception, method: str, request_id: str) -> ServeError:
+    refused = as_serve_error(error)
+    if isinstance(refused, Internal):
+        logger.error(
+            "%s failed", method, exc_info=error, extra={"request_id": request_id, "rpc": method}
+        )
+    return refused
+
+
+@serve.deployment(max_ongoing_requests=128, ray_actor_options={"num_cpus": 0.5})
+@serve.ingress()
+class Ingress:
+    """gRPC methods and HTTP routes of the service.
+
+    Args:
+        args: the application's arguments.
+        models: a DeploymentHandle per outcome-model deployment.
+    """
+
+    async def __init__(self, args: ServeArgs, models: Mapping[str, Any]) -> None:  # type: ignore[misc]
+        self.settings = get_settings()
+        configure_logging(self.settings.log_level, self.settings.effective_log_format)
+        engine = get_engine  # opened (and migrated) on first use, with this replica's settings
+        features = OnlineFeatures(lambda: engine(self.settings), ttl_s=args.features.history_ttl_s)
+        self.service = PredictionService(args, features, models)
+        self.metrics = ServeMetrics()
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return build_http_app(self)
+
+    # --- gRPC ------------------------------------------------------------------------------
+
+    async def _answer(
+        self,
+        method: str,
+        call: Callable[[], Awaitable[R]],
+        empty: type[R],
+        grpc_context: RayServegRPCContext,
+        access: Access,
+    ) -> R:
+        started, request_id = time.perf_counter(), _request_id()
+        key = dict(grpc_context.invocation_metadata()).get(API_KEY_METADATA)
+        try:
+            check_api_key(key, access=access, settings=self.settings)
+            response = await call()
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status
+            error = _refusal(e, method, request_id)
+            grpc_context.set_code(error.code)
+            grpc_context.set_details(str(error))
+            details = [(STATUS_DETAILS_KEY, status_details(error))]
+            grpc_context.set_trailing_metadata(details)  # type: ignore[arg-type]  # bytes: a -bin key
+            self.metrics.errors.inc(tags={"method": method, "code": error.code.name})
+            logger.info(
+                "%s refused: %s %s", method, error.code.name, error,
+                extra={"request_id": request_id, "rpc": method, "code": error.code.name},
+            )  # fmt: skip
+            return empty()
+        self._record(method, response, time.perf_counter() - started, request_id)
+        return response
+
+    def _record(self, method: str, response: Message, seconds: float, request_id: str) -> None:
+        answers: list[pb.GetPredictionResponse] = []
+        if isinstance(response, pb.GetPredictionResponse):
+            answers = [response]
+        elif isinstance(response, pb.BatchPredictResponse):
+            answers = [r.prediction for r in response.results if r.HasField("prediction")]
+        if not answers:
+            return
+        self.metrics.latency.observe(seconds, tags={"method": method})
+        for answer in answers:
+            tags = {"method": method, "model": answer.model.name, "version": answer.model.version}
+            self.metrics.predictions.inc(tags=tags)
+        first = answers[0].model
+        logger.info(
+            "%s answered %d market(s) in %.1f ms", method, len(answers), seconds * 1000,
+            extra={"request_id": request_id, "rpc": method, "model": first.name,
+                   "model_version": first.version, "markets": len(answers)},
+        )  # fmt: skip
+
+    async def GetPrediction(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.GetPredictionRequest, grpc_context: RayServegRPCContext
+    ) -> pb.GetPredictionResponse:
+        return await self._answer(
+            "GetPrediction", lambda: self.service.get_prediction(request),
+            pb.GetPredictionResponse, grpc_context, "read",
+        )  # fmt: skip
+
+    async def BatchPredict(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.BatchPredictRequest, grpc_context: RayServegRPCContext
+    ) -> pb.BatchPredictResponse:
+        return await self._answer(
+            "BatchPredict", lambda: self.service.batch_predict(request),
+            pb.BatchPredictResponse, grpc_context, "read",
+        )  # fmt: skip
+
+    async def GetFeatures(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.GetFeaturesRequest, grpc_context: RayServegRPCContext
+    ) -> pb.GetFeaturesResponse:
+        return await self._answer(
+            "GetFeatures", lambda: self.service.get_features(request),
+            pb.GetFeaturesResponse, grpc_context, "read",
+        )  # fmt: skip
+
+    async def HealthCheck(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.HealthCheckRequest, grpc_context: RayServegRPCContext
+    ) -> pb.HealthCheckResponse:
+        return await self._answer(
+            "HealthCheck", self.service.health_check, pb.HealthCheckResponse, grpc_context, "open"
+        )
+
+    async def EvaluateStrategy(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.EvaluateStrategyRequest, grpc_context: RayServegRPCContext
+    ) -> pb.EvaluateStrategyResponse:
+        return await self._answer(
+            "EvaluateStrategy", _unimplemented("EvaluateStrategy"),
+            pb.EvaluateStrategyResponse, grpc_context, "read",
+        )  # fmt: skip
+
+    async def GenerateStrategy(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.GenerateStrategyRequest, grpc_context: RayServegRPCContext
+    ) -> pb.GenerateStrategyResponse:
+        return await self._answer(
+            "GenerateStrategy", _unimplemented("GenerateStrategy"),
+            pb.GenerateStrategyResponse, grpc_context, "read",
+        )  # fmt: skip
+
+    async def SubmitBacktestFeedback(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.SubmitBacktestFeedbackRequest, grpc_context: RayServegRPCContext
+    ) -> pb.SubmitBacktestFeedbackResponse:
+        return await self._answer(
+            "SubmitBacktestFeedback", _unimplemented("SubmitBacktestFeedback"),
+            pb.SubmitBacktestFeedbackResponse, grpc_context, "write",
+        )  # fmt: skip
+
+
+def _unimplemented(method: str) -> Callable[[], Awaitable[Any]]:
+    async def refuse() -> Any:
+        raise Unimplemented(f"{method} is part of betml.v1 but this server does not serve it yet")
+
+    return refuse
+
+
+def build_http_app(ingress: Ingress) -> FastAPI:
+    """The HTTP API of one ingress replica: health and predictions (more routes come later)."""
+    app = FastAPI(
+        title="betml",
+        version=service_version(),
+        description="betml's models over HTTP; the same service as betml.v1.MLService (gRPC).",
+    )
+    app.add_exception_handler(RequestValidationError, http.validation_error)
+    service = ingress.service
+
+    async def answer(
+        call: Callable[[], Awaitable[Message]], key: str | None, access: Access = "read"
+    ) -> Any:
+        request_id = _request_id()
+        try:
+            check_api_key(key, access=access, settings=ingress.settings)
+            return http.from_proto(await call())
+        except ParseError as e:
+            return http.error_response(BadRequest.of("body", str(e)))
+        except Exception as e:  # noqa: BLE001 - every failure becomes a status
+            return http.error_response(_refusal(e, "http", request_id))
+
+    @app.get("/health/live")
+    async def live() -> dict[str, str]:
+        """The replica is up (it says nothing about the models)."""
+        return {"status": "alive"}
+
+    async def health() -> Any:
+        return await answer(service.health_check, None, "open")
+
+    app.get("/health", response_model=http.HealthResponse)(health)
+    app.get("/api/v1/health", response_model=http.HealthResponse)(health)
+
+    @app.get("/health/ready", response_model=http.HealthResponse)
+    async def ready() -> Any:
+        """200 when every model is loaded, 503 otherwise."""
+        body = http.from_proto(await service.health_check())
+        serving = body["status"] == pb.ServingStatus.Name(pb.SERVING_STATUS_SERVING)
+        return JSONResponse(body, status_code=200 if serving else 503)
+
+    @app.post("/api/v1/predict/ensemble-prediction", response_model=http.PredictionResponse)
+    async def ensemble_prediction(
+        body: http.PredictionRequest, x_api_key: ApiKeyHeader = None
+    ) -> Any:
+        """GetPrediction over HTTP: one market's probabilities and recommendations."""
+        return await answer(
+            lambda: service.get_prediction(http.to_proto(body, pb.GetPredictionRequest())),
+            x_api_key,
+        )
+
+    @app.post("/api/v1/predict/batch", response_model=http.BatchPredictionResponse)
+    async def batch(body: http.BatchPredictionRequest, x_api_key: ApiKeyHeader = None) -> Any:
+        """BatchPredict over HTTP: many markets, errors per item."""
+        return await answer(
+            lambda: service.batch_predict(http.to_proto(body, pb.BatchPredictRequest())),
+            x_api_key,
+        )
+
+    return app

@@ -1,0 +1,136 @@
+"""From a market's model probabilities and prices to GetPrediction's answer.
+
+The betting rules (EV, Kelly, tiers, minimum acceptable odds) are :mod:`betting.odds`'s; this
+module only picks the price each selection is judged at (the best latest price among the
+bookmakers the caller can bet with) and fills the proto message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from betting.frames import PSEUDO_BOOKMAKER_PREFIX
+from betting.odds import recommend
+from serve.errors import BadRequest, FieldViolation
+from serve.models import ModelInfo
+from serve.proto.betml.v1 import ml_service_pb2 as pb
+from serve.requests import MarketRequest
+
+TIERS = {"A": pb.SIGNAL_TIER_A, "B": pb.SIGNAL_TIER_B, "C": pb.SIGNAL_TIER_C, "D": pb.SIGNAL_TIER_D}
+#: Probabilities are kept inside (0, 1] for the odds functions.
+_P_FLOOR = 1e-12
+
+
+def best_prices(
+    quotes: pd.DataFrame, market_key: str, selections: list[str], bookmakers: tuple[str, ...]
+) -> dict[str, tuple[float, str]]:
+    """Per selection, the best of the bookmakers' latest prices: ``(price, bookmaker)``.
+
+    Args:
+        quotes: the event's prices (``market_key``, ``selection``, ``bookmaker``,
+            ``captured_at``, ``price``).
+        market_key: the market.
+        selections: its selection names.
+        bookmakers: the bookmakers the caller bets with; empty: every bookmaker but the
+            ``market_`` aggregates.
+    """
+    columns = ("market_key", "selection", "bookmaker", "captured_at", "price")
+    market_keys, names, books, times, prices = (quotes[c].to_numpy() for c in columns)
+    latest: dict[tuple[str, str], tuple[pd.Timestamp, float]] = {}
+    for i in np.flatnonzero(market_keys == market_key):
+        bookmaker = str(books[i])
+        if bookmakers and bookmaker not in bookmakers:
+            continue
+        if not bookmakers and bookmaker.startswith(PSEUDO_BOOKMAKER_PREFIX):
+            continue
+        kept = latest.get((names[i], bookmaker))
+        if kept is None or times[i] >= kept[0]:
+            latest[(names[i], bookmaker)] = (times[i], float(prices[i]))
+    best: dict[str, tuple[float, str]] = {}
+    for (selection, bookmaker), (_, price) in latest.items():
+        if selection in selections and (selection not in best or price > best[selection][0]):
+            best[selection] = (price, bookmaker)
+    return best
+
+
+def _missing_price(item: MarketRequest, missing: list[str]) -> BadRequest:
+    where = f"market {item.market_key!r}"
+    if item.staking.bookmakers:
+        books = list(item.staking.bookmakers)
+        reason = f"no price from {books} for selection(s) {missing} of {where}"
+        return BadRequest([FieldViolation("staking.bookmakers", reason)])
+    if item.raw is None:
+        reason = f"the stored event has no bookmaker price for selection(s) {missing} of {where}"
+        return BadRequest([FieldViolation("event_key", reason)])
+    reason = f"selection(s) {missing} of {where} have no price from a bookmaker (only aggregates)"
+    return BadRequest([FieldViolation("raw_event.markets", reason)])
+
+
+def prediction_response(
+    item: MarketRequest,
+    rows: pd.DataFrame,
+    quotes: pd.DataFrame,
+    probabilities: np.ndarray,
+    model: ModelInfo,
+    now: datetime,
+) -> pb.GetPredictionResponse:
+    """GetPrediction's answer for one market.
+
+    Args:
+        item: the checked request.
+        rows: the market's selection rows, in selection order.
+        quotes: the event's prices.
+        probabilities: the model's probability of each row.
+        model: the version that gave them.
+        now: when the prediction was made.
+
+    Raises:
+        BadRequest: a selection has no price from the allowed bookmakers.
+    """
+    selections = rows["selection"].astype(str).tolist()
+    prices = best_prices(quotes, item.market_key, selections, item.staking.bookmakers)
+    missing = [s for s in selections if s not in prices]
+    if missing:
+        raise _missing_price(item, missing)
+    staking = item.staking
+    answers = []
+    for selection, probability in zip(selections, probabilities, strict=True):
+        price, bookmaker = prices[selection]
+        p = float(min(max(probability, _P_FLOOR), 1.0))
+        rec = recommend(
+            p, price, bankroll=1.0, kelly_multiplier=staking.kelly_multiplier,
+            min_edge=staking.min_edge,
+        )  # fmt: skip
+        fraction = rec.stake
+        if staking.max_stake_fraction is not None:
+            fraction = min(fraction, staking.max_stake_fraction)
+        answer = pb.SelectionPrediction(
+            selection=selection, probability=rec.probability, fair_odds=rec.fair_odds,
+            odds=rec.odds, bookmaker=bookmaker, expected_value=rec.expected_value,
+            kelly_fraction=rec.kelly_fraction, stake_fraction=fraction,
+            minimum_acceptable_odds=rec.minimum_acceptable_odds, tier=TIERS[rec.tier.value],
+            is_bet=fraction > 0.0,
+        )  # fmt: skip
+        if staking.bankroll is not None:
+            answer.recommended_stake = fraction * staking.bankroll
+        answers.append(answer)
+    response = pb.GetPredictionResponse(
+        event_key=item.event_key,
+        market_key=item.market_key,
+        selections=answers,
+        model=model_info(model),
+    )
+    response.predicted_at.FromDatetime(now)
+    return response
+
+
+def model_info(model: ModelInfo) -> pb.ModelInfo:
+    return pb.ModelInfo(
+        name=model.name,
+        version=str(model.version),
+        alias=model.alias,
+        feature_schema_version=model.feature_schema_version,
+    )
