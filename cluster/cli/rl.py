@@ -10,15 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from ray.tune import Callback
 from rich.console import Group
-from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
 from cluster import tracking
 from cluster.cli.models import console
-from cluster.cli.sweep import LIVE_ROWS, _finite, _fmt
+from cluster.cli.sweep import LIVE_ROWS, LiveTrialTable, _finite, _fmt
 from cluster.configs import load_config
 from rl import config as names
 from rl.config import AgentConfig
@@ -35,33 +33,16 @@ COLUMNS = [
 ]
 
 
-class AgentProgress(Callback):
-    """A Rich table of the agent's trials that refreshes as they report, best holdout log
-    growth on top (the DQN counterpart of :class:`cluster.cli.sweep.SweepProgress`)."""
+class AgentProgress(LiveTrialTable):
+    """The agent's trials with their iterations and holdout numbers, best holdout log growth on
+    top (the DQN counterpart of :class:`cluster.cli.sweep.SweepProgress`)."""
 
     def __init__(self, space: list[str], iterations: int, trials: int) -> None:
-        self.space = space
-        self.iterations = iterations
-        self.trials = trials
-        self.rows: dict[str, dict[str, Any]] = {}
-        self.started = time.monotonic()
-        self._live: Live | None = None
+        super().__init__(space, iterations, trials)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_live": None}
-
-    def _update(self, trial: Any, status: str, result: dict[str, Any] | None = None) -> None:
-        row = self.rows.setdefault(
-            trial.trial_id, {"params": {k: trial.config.get(k) for k in self.space}}
-        )
-        row["status"] = status
-        if result:
-            row.update({metric: result.get(metric) for _, metric in COLUMNS})
-            row["iteration"] = result.get(names.TRAIN_ITERATION, 0)
-        if self._live is None:
-            self._live = Live(self.render(), console=console, refresh_per_second=4)
-            self._live.start()
-        self._live.update(self.render())
+    def record(self, row: dict[str, Any], result: dict[str, Any]) -> None:
+        row.update({metric: result.get(metric) for _, metric in COLUMNS})
+        row["progress"] = result.get(names.TRAIN_ITERATION, 0)
 
     def render(self) -> Group:
         growth = names.EVAL_LOG_GROWTH
@@ -88,7 +69,7 @@ class AgentProgress(Callback):
             table.add_row(
                 trial_id,
                 *(_fmt(row["params"][k]) for k in self.space),
-                f"{row.get('iteration', 0)}/{self.iterations}",
+                f"{row.get('progress', 0)}/{self.total}",
                 *(_cell(metric, row.get(metric)) for _, metric in COLUMNS),
                 row["status"],
                 style="bold green" if row is best else None,
@@ -99,27 +80,6 @@ class AgentProgress(Callback):
             else Text("waiting for the first evaluation...")
         )
         return Group(headline, table)
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update(trial, "running")
-
-    def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-    ) -> None:
-        self._update(trial, "running", result)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        row = self.rows.get(trial.trial_id, {})
-        self._update(trial, "done" if row.get("iteration", 0) >= self.iterations else "stopped")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update(trial, "error")
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self._live is not None:
-            self._live.update(self.render())
-            self._live.stop()
-            self._live = None
 
 
 def _cell(metric: str, value: Any) -> str:

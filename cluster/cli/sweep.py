@@ -31,16 +31,19 @@ app = typer.Typer(
 LIVE_ROWS = 12
 
 
-class SweepProgress(Callback):
-    """A Rich table of the sweep's trials that refreshes as they report, best so far on top.
+class LiveTrialTable(Callback):
+    """A Rich table of a Tune run's trials that refreshes as they report.
 
     Tune keeps its callbacks with a sweep's state, so a resumed sweep draws the table again:
-    the live display is built lazily and left out when the callback is pickled.
+    the live display is built lazily and left out when the callback is pickled. Subclasses say
+    what a result adds to a trial's row (:meth:`record`, which sets ``row["progress"]``) and how
+    the table looks (:meth:`render`).
     """
 
-    def __init__(self, space: list[str], folds: int, trials: int) -> None:
+    def __init__(self, space: list[str], total: int, trials: int) -> None:
         self.space = space
-        self.folds = folds
+        self.total = total
+        """Progress (folds, iterations) at which a trial has run to the end."""
         self.trials = trials
         self.rows: dict[str, dict[str, Any]] = {}
         self.started = time.monotonic()
@@ -49,18 +52,55 @@ class SweepProgress(Callback):
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_live": None}
 
+    def record(self, row: dict[str, Any], result: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def render(self) -> Group:
+        raise NotImplementedError
+
     def _update(self, trial: Any, status: str, result: dict[str, Any] | None = None) -> None:
         row = self.rows.setdefault(
             trial.trial_id, {"params": {k: trial.config.get(k) for k in self.space}}
         )
         row["status"] = status
         if result:
-            row["loss"] = result.get(METRIC)
-            row["folds"] = result.get(METRIC_FOLDS_DONE, 0)
+            self.record(row, result)
         if self._live is None:
             self._live = Live(self.render(), console=console, refresh_per_second=4)
             self._live.start()
         self._live.update(self.render())
+
+    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update(trial, "running")
+
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
+        self._update(trial, "running", result)
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        row = self.rows.get(trial.trial_id, {})
+        self._update(trial, "done" if row.get("progress", 0) >= self.total else "stopped")
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self._update(trial, "error")
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if self._live is not None:
+            self._live.update(self.render())
+            self._live.stop()
+            self._live = None
+
+
+class SweepProgress(LiveTrialTable):
+    """The sweep's trials with their folds and validation log loss, best so far on top."""
+
+    def __init__(self, space: list[str], folds: int, trials: int) -> None:
+        super().__init__(space, folds, trials)
+
+    def record(self, row: dict[str, Any], result: dict[str, Any]) -> None:
+        row["loss"] = result.get(METRIC)
+        row["progress"] = result.get(METRIC_FOLDS_DONE, 0)
 
     def render(self) -> Group:
         scored = [r for r in self.rows.values() if _finite(r.get("loss"))]
@@ -85,7 +125,7 @@ class SweepProgress(Callback):
             table.add_row(
                 trial_id,
                 *(_fmt(row["params"][k]) for k in self.space),
-                f"{row.get('folds', 0)}/{self.folds}",
+                f"{row.get('progress', 0)}/{self.total}",
                 _fmt(row.get("loss")),
                 row["status"],
                 style=style,
@@ -96,27 +136,6 @@ class SweepProgress(Callback):
             else Text("waiting for the first fold...")
         )
         return Group(headline, table)
-
-    def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update(trial, "running")
-
-    def on_trial_result(
-        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
-    ) -> None:
-        self._update(trial, "running", result)
-
-    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        row = self.rows.get(trial.trial_id, {})
-        self._update(trial, "done" if row.get("folds", 0) >= self.folds else "stopped")
-
-    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update(trial, "error")
-
-    def on_experiment_end(self, trials: list, **info: Any) -> None:
-        if self._live is not None:
-            self._live.update(self.render())
-            self._live.stop()
-            self._live = None
 
 
 def _finite(value: Any) -> bool:
