@@ -13,8 +13,8 @@ How a job runs (:func:`score_batch`, behind ``betml predict batch``):
    normalises within markets and always sees complete ones. Ray's own ``map_groups`` relies on
    the same co-location; unlike it, a block is scored in one vectorised call, not market by
    market.
-4. An autoscaling pool of :class:`MarketScorer` actors (1 to the cluster's CPUs) scores the
-   blocks as pandas frames.
+4. An autoscaling pool of :class:`MarketScorer` actors (1 to the cluster's CPUs, started at the
+   largest) scores the blocks as pandas frames, one CPU and one LightGBM thread each.
 5. The narrow result (the input's identifying columns, ``p_model``, ``model_name``,
    ``model_version``) streams back to the driver, which writes it atomically: a temporary file
    or folder renamed into place, or a staging table renamed (or inserted) into the target in one
@@ -95,8 +95,8 @@ class Source:
         path = Path(text_).expanduser()
         if not path.exists():
             raise NotFound(f"input {text_} does not exist")
-        kind = "csv" if all(p.suffix.lower() == ".csv" for p in _data_files(path)) else "parquet"
-        return cls(kind, str(path.resolve()))
+        csv_only = all(p.suffix.lower() == ".csv" for p in _data_files(path))
+        return cls("csv" if csv_only else "parquet", str(path.resolve()))
 
 
 @dataclass(frozen=True)
@@ -463,6 +463,9 @@ class BatchSummary:
     rows: int
     markets: int
     seconds: float
+    """The whole job: model download, reading, partitioning, scoring, writing."""
+    partition_seconds: float
+    """Of which until every market sat whole in one block (read and shuffle)."""
     model_name: str
     model_version: int
     destination: str
@@ -502,48 +505,64 @@ def score_batch(
     start = time.perf_counter()
     database_url = absolute_database_url(database_url)
     package = model if isinstance(model, ModelPackage) else fetch_model(model)
-    label = f"{package.name} version {package.version}"
     columns = input_columns(source, database_url)
-    check_columns(columns, package.meta, source, label)
+    check_columns(columns, package.meta, source, f"{package.name} version {package.version}")
     writer = open_writer(sink, options.if_exists, database_url)
-    keep = [c for c in ID_COLUMNS if c in columns]
-    needed = list(dict.fromkeys([*keep, *package.meta.feature_columns]))
-    actors = options.max_actors or max(int(ray.cluster_resources().get("CPU", 1)), 1)
-    partitions = math.ceil(estimated_rows(source, database_url) / options.rows_per_batch)
-    partitions = max(actors, partitions) if partitions > 1 else 1
-    actors = min(actors, partitions)
-    dataset = read_source(source, needed, package.meta, database_url, blocks=partitions)
-    shuffled = market_complete(dataset, partitions).materialize()
-    scorer_args = {"archive": ray.put(package.archive), "name": package.name,
-                   "version": package.version, "keep": keep}  # fmt: skip
-    scored = shuffled.map_batches(
-        MarketScorer,
-        batch_size=None,  # a whole block, so whole markets
-        batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors),
-        fn_constructor_kwargs=scorer_args,
-        num_cpus=1,
-    )
-    written, markets = 0, []
     try:
-        for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
-            if not table.num_rows:  # an empty hash partition
-                continue
-            writer.write(table)
-            written += table.num_rows
-            keys = table.select(MARKET_KEYS).to_pandas()
-            markets.append(pd.util.hash_pandas_object(keys, index=False).to_numpy())
-        writer.commit()
+        keep = [c for c in ID_COLUMNS if c in columns]
+        actors = options.max_actors or max(int(ray.cluster_resources().get("CPU", 1)), 1)
+        partitions = math.ceil(estimated_rows(source, database_url) / options.rows_per_batch)
+        partitions = max(actors, partitions) if partitions > 1 else 1
+        actors = min(actors, partitions)
+        needed = list(dict.fromkeys([*keep, *package.meta.feature_columns]))
+        dataset = read_source(source, needed, package.meta, database_url, blocks=partitions)
+        # Materialised first: the hash shuffle is a barrier anyway, and scoring actors started
+        # beside the read and shuffle tasks would hold the CPUs those need (on a small cluster
+        # the job then hangs). The pool starts at its largest, because Ray Data's autoscaler
+        # grows a pool only at 175% utilisation and within the operator's resource budget,
+        # and an actor takes seconds to start; it shrinks as the blocks run out.
+        blocks = market_complete(dataset, partitions).materialize()
+        partitioned = time.perf_counter() - start
+        scored = blocks.map_batches(
+            MarketScorer,
+            batch_size=None,  # a whole block, so whole markets
+            batch_format="pandas",
+            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=actors, initial_size=actors),
+            fn_constructor_kwargs={
+                "archive": ray.put(package.archive),
+                "name": package.name,
+                "version": package.version,
+                "keep": keep,
+            },
+            num_cpus=1,
+        )
+        rows, markets = write_all(scored, writer)
     except BaseException:
         writer.abort()
         raise
     return BatchSummary(
-        rows=written,
-        markets=int(np.unique(np.concatenate(markets)).size) if markets else 0,
+        rows=rows,
+        markets=markets,
         seconds=time.perf_counter() - start,
+        partition_seconds=partitioned,
         model_name=package.name,
         model_version=package.version,
-        destination=str(sink) if written else "nothing (no rows)",
+        destination=str(sink) if rows else "nothing (no rows)",
         partitions=partitions,
         actors=actors,
     )
+
+
+def write_all(scored: Any, writer: Writer) -> tuple[int, int]:
+    """Stream the scored blocks into ``writer`` and commit; the rows and markets written."""
+    rows, market_hashes = 0, []
+    for table in scored.iter_batches(batch_format="pyarrow", batch_size=None):
+        if not table.num_rows:  # an empty hash partition
+            continue
+        writer.write(table)
+        rows += table.num_rows
+        keys = table.select(MARKET_KEYS).to_pandas()
+        market_hashes.append(pd.util.hash_pandas_object(keys, index=False).to_numpy())
+    writer.commit()
+    markets = np.unique(np.concatenate(market_hashes)).size if market_hashes else 0
+    return rows, int(markets)

@@ -14,9 +14,9 @@ console = Console()
 
 
 class IfExists(StrEnum):
-    fail = "fail"
-    replace = "replace"
-    append = "append"
+    FAIL = "fail"
+    REPLACE = "replace"
+    APPEND = "append"
 
 
 @app.command("batch")
@@ -46,7 +46,7 @@ def batch(
         help="Registered model: NAME (its champion), NAME@ALIAS or NAME/VERSION.",
     ),
     if_exists: IfExists = typer.Option(
-        IfExists.fail, help="An existing output: refuse it, replace it, or append (tables only)."
+        IfExists.FAIL, help="An existing output: refuse it, replace it, or append (tables only)."
     ),
     rows_per_batch: int | None = typer.Option(
         None, min=1, help="Target rows of one scored batch (markets are never split)."

@@ -20,20 +20,20 @@ from betting.frames import selection_frame
 from betting.simulate import simulate
 from cluster import tracking
 from cluster.artifacts import ArtifactMeta, Predictor, load_predictor, save_artifact
-from cluster.training import DataConfig, split_holdout
+from cluster.training import split_holdout
 from ensembles.fit import PREDICTOR_PATH, fit_ensemble
 from serve.batch import (
     MARKET_KEYS,
     BatchOptions,
     BatchSummary,
     FileWriter,
+    ModelPackage,
     Sink,
     Source,
     TableWriter,
     score_batch,
 )
 
-DATA = DataConfig(sport="football", market="1x2", holdout_seasons=1)
 PARAMS = {"kind": "lightgbm", "member_params": {"lightgbm": {"n_estimators": 20}}}
 MODEL = "betml-lightgbm-football-1x2"
 SELECTION_KEYS = [*MARKET_KEYS, "selection"]
@@ -102,7 +102,9 @@ def _write_parts(frame: pd.DataFrame, folder: Path, cuts: list[int], kind: str) 
     return folder
 
 
-def _score(model: str, source: str, sink: str, url: str, **options: object) -> BatchSummary:
+def _score(
+    model: str | ModelPackage, source: str, sink: str, url: str, **options: object
+) -> BatchSummary:
     return score_batch(model, Source.parse(source), Sink.parse(sink), database_url=url,
                        options=BatchOptions(**options))  # type: ignore[arg-type]  # fmt: skip
 
