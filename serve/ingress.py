@@ -3,22 +3,19 @@
 Serve's gRPC proxy calls the method named like the RPC with the request message and a
 ``grpc_context``; the HTTP routes (built per replica by ``__serve_build_asgi_app__``) call the
 same :class:`~serve.service.PredictionService`. Errors become a status code and details here,
-once (:func:`_refusal`): a ``ServeError``'s code, message and rich details, or INTERNAL with the
-request id for a bug.
+once (:func:`serve.access.refusal`): a ``ServeError``'s code, message and rich details, or
+INTERNAL with the request id for a bug.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from google.protobuf.json_format import ParseError
 from google.protobuf.message import Message
 from ray import serve
 from ray.serve import metrics
@@ -26,56 +23,26 @@ from ray.serve.grpc_util import RayServegRPCContext
 
 from cluster.db import get_engine
 from cluster.logging import configure_logging
-from cluster.settings import Settings, get_settings
+from cluster.settings import get_settings
 from serve import http
+from serve.access import API_KEY_METADATA, Access, check_api_key, refusal, request_id
 from serve.config import ServeArgs
 from serve.errors import (
     STATUS_DETAILS_KEY,
-    BadRequest,
-    Internal,
-    ServeError,
-    Unauthenticated,
     Unimplemented,
-    as_serve_error,
     status_details,
 )
 from serve.online import OnlineFeatures
 from serve.proto.betml.v1 import ml_service_pb2 as pb
+from serve.routes import features, health, models, predict
 from serve.service import PredictionService, service_version
 
 logger = logging.getLogger(__name__)
 
 R = TypeVar("R", bound=Message)
-Access = Literal["open", "read", "write"]
 
-API_KEY_METADATA = "x-api-key"
-#: The ``x-api-key`` header of HTTP routes (module level: FastAPI resolves annotations here).
-ApiKeyHeader = Annotated[str | None, Header(alias=API_KEY_METADATA)]
 #: Buckets of ml_prediction_latency_seconds.
 LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]
-
-
-def check_api_key(given: str | None, *, access: Access, settings: Settings) -> None:
-    """Refuse a call without the right key: writes always need it, reads outside development.
-
-    Raises:
-        Unauthenticated: the key is missing or wrong, or the server has none configured for a
-            call that needs one.
-    """
-    if access == "open" or (access == "read" and settings.env == "development"):
-        return
-    configured = settings.api_key.get_secret_value() if settings.api_key else ""
-    if not configured:
-        raise Unauthenticated("this call needs an API key, and the server has none (BETML_API_KEY)")
-    if not given or not hmac.compare_digest(given.encode(), configured.encode()):
-        raise Unauthenticated(f"missing or invalid {API_KEY_METADATA} metadata")
-
-
-def _request_id() -> str:
-    try:  # Serve's id of the request (the client's request_id metadata when it sent one)
-        return str(serve.context._get_serve_request_context().request_id or "")
-    except Exception:  # noqa: BLE001 - only for logs
-        return ""
 
 
 class ServeMetrics:
@@ -94,15 +61,6 @@ class ServeMetrics:
             "ml_grpc_errors", description="RPCs answered with an error status.",
             tag_keys=("method", "code"),  # type: ignore[arg-type]
         )  # fmt: skip
-
-
-def _refusal(error: Exception, method: str, request_id: str) -> ServeError:
-    refused = as_serve_error(error)
-    if isinstance(refused, Internal):
-        logger.error(
-            "%s failed", method, exc_info=error, extra={"request_id": request_id, "rpc": method}
-        )
-    return refused
 
 
 @serve.deployment(max_ongoing_requests=128, ray_actor_options={"num_cpus": 0.5})
@@ -136,13 +94,13 @@ class Ingress:
         grpc_context: RayServegRPCContext,
         access: Access,
     ) -> R:
-        started, request_id = time.perf_counter(), _request_id()
+        started, rid = time.perf_counter(), request_id()
         key = dict(grpc_context.invocation_metadata()).get(API_KEY_METADATA)
         try:
             check_api_key(key, access=access, settings=self.settings)
             response = await call()
         except Exception as e:  # noqa: BLE001 - every failure becomes a status
-            error = _refusal(e, method, request_id)
+            error = refusal(e, method, rid)
             grpc_context.set_code(error.code)
             grpc_context.set_details(str(error))
             details = [(STATUS_DETAILS_KEY, status_details(error))]
@@ -150,10 +108,10 @@ class Ingress:
             self.metrics.errors.inc(tags={"method": method, "code": error.code.name})
             logger.info(
                 "%s refused: %s %s", method, error.code.name, error,
-                extra={"request_id": request_id, "rpc": method, "code": error.code.name},
+                extra={"request_id": rid, "rpc": method, "code": error.code.name},
             )  # fmt: skip
             return empty()
-        self._record(method, response, time.perf_counter() - started, request_id)
+        self._record(method, response, time.perf_counter() - started, rid)
         return response
 
     def _record(self, method: str, response: Message, seconds: float, request_id: str) -> None:
@@ -239,61 +197,15 @@ def _unimplemented(method: str) -> Callable[[], Awaitable[Any]]:
 
 
 def build_http_app(ingress: Ingress) -> FastAPI:
-    """The HTTP API of one ingress replica: health and predictions (more routes come later)."""
+    """The HTTP API of one ingress replica: one router per area (:mod:`serve.routes`)."""
     app = FastAPI(
         title="betml",
         version=service_version(),
         description="betml's models over HTTP; the same service as betml.v1.MLService (gRPC).",
     )
     app.add_exception_handler(RequestValidationError, http.validation_error)
-    service = ingress.service
-
-    async def answer(
-        call: Callable[[], Awaitable[Message]], key: str | None, access: Access = "read"
-    ) -> Any:
-        request_id = _request_id()
-        try:
-            check_api_key(key, access=access, settings=ingress.settings)
-            return http.from_proto(await call())
-        except ParseError as e:
-            return http.error_response(BadRequest.of("body", str(e)))
-        except Exception as e:  # noqa: BLE001 - every failure becomes a status
-            return http.error_response(_refusal(e, "http", request_id))
-
-    @app.get("/health/live")
-    async def live() -> dict[str, str]:
-        """The replica is up (it says nothing about the models)."""
-        return {"status": "alive"}
-
-    async def health() -> Any:
-        return await answer(service.health_check, None, "open")
-
-    app.get("/health", response_model=http.HealthResponse)(health)
-    app.get("/api/v1/health", response_model=http.HealthResponse)(health)
-
-    @app.get("/health/ready", response_model=http.HealthResponse)
-    async def ready() -> Any:
-        """200 when every model is loaded, 503 otherwise."""
-        body = http.from_proto(await service.health_check())
-        serving = body["status"] == pb.ServingStatus.Name(pb.SERVING_STATUS_SERVING)
-        return JSONResponse(body, status_code=200 if serving else 503)
-
-    @app.post("/api/v1/predict/ensemble-prediction", response_model=http.PredictionResponse)
-    async def ensemble_prediction(
-        body: http.PredictionRequest, x_api_key: ApiKeyHeader = None
-    ) -> Any:
-        """GetPrediction over HTTP: one market's probabilities and recommendations."""
-        return await answer(
-            lambda: service.get_prediction(http.to_proto(body, pb.GetPredictionRequest())),
-            x_api_key,
-        )
-
-    @app.post("/api/v1/predict/batch", response_model=http.BatchPredictionResponse)
-    async def batch(body: http.BatchPredictionRequest, x_api_key: ApiKeyHeader = None) -> Any:
-        """BatchPredict over HTTP: many markets, errors per item."""
-        return await answer(
-            lambda: service.batch_predict(http.to_proto(body, pb.BatchPredictRequest())),
-            x_api_key,
-        )
-
+    app.include_router(health.router(ingress))
+    app.include_router(predict.router(ingress))
+    app.include_router(features.router(ingress))
+    app.include_router(models.router(ingress))
     return app

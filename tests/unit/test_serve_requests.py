@@ -18,6 +18,8 @@ from pydantic import SecretStr, ValidationError
 
 from betting.features import FEATURE_SCHEMA_VERSION
 from cluster.settings import Settings
+from cluster.tracking import market_slug
+from serve.access import check_api_key
 from serve.config import ServeArgs
 from serve.errors import (
     BadRequest,
@@ -30,12 +32,10 @@ from serve.errors import (
     status_details,
 )
 from serve.http import PredictionRequest, error_response, validation_error
-from serve.ingress import check_api_key
 from serve.models import ModelInfo
 from serve.predictions import best_prices, prediction_response
 from serve.proto.betml.v1 import ml_service_pb2 as pb
 from serve.requests import features_request, prediction_request
-from serve.service import market_slug
 
 NOW = datetime(2025, 3, 1, 12, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,11 +213,10 @@ def test_serve_args_are_checked_and_route_models_by_family() -> None:
             ServeArgs.model_validate(bad)
 
 
-def test_market_slug_matches_training() -> None:
-    from cluster.training import market_slug as training_slug
-
-    for market in ("1x2", "total:2.5", "spread:-1.5", "win", "Moneyline"):
-        assert market_slug(market) == training_slug(market)
+def test_market_slug() -> None:
+    slugs = {"1x2": "1x2", "total:2.5": "total-2-5", "spread:-1.5": "spread-1-5", "Win": "win"}
+    for market, slug in slugs.items():
+        assert market_slug(market) == slug
 
 
 def test_malformed_http_bodies_are_422_with_fields() -> None:
