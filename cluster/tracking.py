@@ -193,6 +193,11 @@ def log_summary(
     return path
 
 
+def market_slug(market: str) -> str:
+    """A market key as it appears in registered model names (``total:2.5`` -> ``total-2-5``)."""
+    return re.sub(r"[^a-z0-9]+", "-", market.lower()).strip("-")
+
+
 def model_name(family: str, sport: str, market: str) -> str:
     """The registered name of a family's model for one sport and market."""
     parts = [

@@ -10,7 +10,6 @@ and registering the model as the challenger.
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +29,9 @@ from betting.store import load_batch, session_scope
 from cluster import tracking
 from cluster.artifacts import ArtifactMeta, Predictor, save_artifact
 from cluster.db import get_engine
+from cluster.importance import IMPORTANCE_ARTIFACT, permutation_importance
 from cluster.settings import get_settings
+from cluster.tracking import market_slug
 
 logger = logging.getLogger(__name__)
 
@@ -59,11 +60,6 @@ class DataConfig(BaseModel):
     """The latest seasons, never trained on, that every model of a run is judged on."""
     min_edge: float = Field(0.02, ge=0.0)
     """Edge a selection needs to count as a value bet in the betting view of the holdout."""
-
-
-def market_slug(market: str) -> str:
-    """A market key as it appears in registered model names (``total:2.5`` -> ``total-2-5``)."""
-    return re.sub(r"[^a-z0-9]+", "-", market.lower()).strip("-")
 
 
 def load_table(data: DataConfig) -> pd.DataFrame:
@@ -194,6 +190,8 @@ def train_and_log(
         run_id = run.info.run_id
         mlflow.log_params({k: v for k, v in _flat(params).items()})
         mlflow.log_metrics(report_metrics(report))
+        importance = permutation_importance(predictor, holdout, seed=seed)
+        mlflow.log_dict(importance.to_dict("list"), IMPORTANCE_ARTIFACT)
         artifact = save_artifact(predictor, settings.storage_root / "models" / run_id)
         mlflow.log_artifacts(str(artifact), ARTIFACT_PATH)
     summary = {

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,7 +39,12 @@ from serve.models import ModelAnswer, ModelStatus, model_id
 from serve.online import EventRows, OnlineFeatures
 from serve.predictions import prediction_response
 from serve.proto.betml.v1 import ml_service_pb2 as pb
-from serve.requests import MarketRequest, features_request, prediction_request
+from serve.requests import (
+    FeaturesRequest,
+    MarketRequest,
+    features_request,
+    prediction_request,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +54,6 @@ _STATES = {
     "failed": pb.MODEL_STATE_FAILED,
 }
 _HEALTH_TIMEOUT_S = 5.0
-
-
-def market_slug(market: str) -> str:
-    """A market key as registered model names spell it (``total:2.5`` -> ``total-2-5``); the
-    same rule as training's (tests check they agree; serving never imports training)."""
-    return re.sub(r"[^a-z0-9]+", "-", market.lower()).strip("-")
 
 
 def service_version() -> str:
@@ -104,7 +102,7 @@ class PredictionService:
         deployment = self.args.default_deployment
         family = self.args.models[deployment].families[0]
         try:
-            name = tracking.model_name(family, sport, market_slug(item.market_key))
+            name = tracking.model_name(family, sport, tracking.market_slug(item.market_key))
         except InvalidInput as e:
             raise ResourceNotFound(
                 "model", f"{sport}/{item.market_key}",
@@ -239,14 +237,18 @@ class PredictionService:
         splits = np.split(answer.probabilities, np.cumsum([len(f) for f in frames])[:-1])
         return [ModelAnswer(p, answer.model) for p in splits]
 
-    async def get_features(self, request: pb.GetFeaturesRequest) -> pb.GetFeaturesResponse:
-        item = features_request(request, datetime.now(UTC))
+    async def event_of(self, item: FeaturesRequest) -> EventRows:
+        """The rows (with features) and prices of a checked request's event, raw or stored."""
         event: EventRows | None
         if item.raw is not None:
             [event] = await asyncio.to_thread(self.features.raw_events, [item.raw])
         elif (event := self.features.cached_event(item.event_key)) is None:
             event = await asyncio.to_thread(self.features.stored_event, item.event_key)
-        rows = event.rows
+        return event
+
+    async def get_features(self, request: pb.GetFeaturesRequest) -> pb.GetFeaturesResponse:
+        item = features_request(request, datetime.now(UTC))
+        rows = (await self.event_of(item)).rows
         if item.market_keys:
             known = set(rows["market_key"])
             missing = [k for k in item.market_keys if k not in known]
