@@ -34,7 +34,7 @@ from serve.errors import (
 )
 from serve.online import OnlineFeatures
 from serve.proto.betml.v1 import ml_service_pb2 as pb
-from serve.routes import features, health, models, predict
+from serve.routes import features, health, models, predict, visualize
 from serve.service import PredictionService, service_version
 
 logger = logging.getLogger(__name__)
@@ -208,4 +208,5 @@ def build_http_app(ingress: Ingress) -> FastAPI:
     app.include_router(predict.router(ingress))
     app.include_router(features.router(ingress))
     app.include_router(models.router(ingress))
+    app.include_router(visualize.router(ingress))
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from betting.frames import selection_frame
 from betting.simulate import simulate
 from cluster import tracking
 from cluster.artifacts import ArtifactMismatch, load_predictor, read_meta, save_artifact
+from cluster.importance import IMPORTANCE_ARTIFACT
 from cluster.training import DataConfig, split_holdout, train_and_log
 from ensembles.config import EnsembleParams
 from ensembles.fit import PREDICTOR_PATH, fit_ensemble, out_of_fold
@@ -52,6 +54,11 @@ def test_each_member_kind_trains_and_round_trips(
     summary = json.loads(next(result.artifact.parent.glob("*-summary/training_summary.json"))
                          .read_text())  # fmt: skip
     assert summary["samples"]["holdout_seasons"] == ["2022-23"]
+    importance = mlflow.artifacts.load_dict(f"runs:/{result.run_id}/{IMPORTANCE_ARTIFACT}")
+    assert sorted(importance["feature"]) == sorted(model.meta.feature_columns)
+    # The model leans on the market's prices: shuffling them must cost log loss.
+    top = importance["feature"][: len(importance["feature"]) // 4]
+    assert importance["importance"][0] > 0 and any("close" in f or "implied" in f for f in top)
 
 
 def test_registry_and_promotion(table: pd.DataFrame, mlflow_store: object) -> None:

@@ -1,0 +1,173 @@
+"""End to end: the HTTP routes beyond predictions (features, preprocess, models, visualize),
+called with a real HTTP client against the Serve application of ``conftest.served``."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from google.protobuf.json_format import MessageToDict
+
+from betting.batch import EventBatch
+from betting.store import create_engine_for, load_batch, session_scope
+from cluster import tracking
+from serve.proto.betml.v1 import ml_service_pb2 as pb
+from tests.e2e.conftest import API_KEY, METADATA, MODEL, Served
+from tests.serving import as_raw_event
+
+pytestmark = pytest.mark.slow
+
+HEADERS = {"x-api-key": API_KEY}
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def stored(served: Served) -> EventBatch:
+    engine = create_engine_for(served.database_url)
+    with session_scope(engine) as session:
+        batch = load_batch(session)
+    engine.dispose()
+    return batch
+
+
+@pytest.fixture(scope="module")
+def event_key(stored: EventBatch) -> str:
+    return str(stored.events["event_key"].iloc[-20])
+
+
+def post(served: Served, path: str, body: object, **kwargs: object) -> httpx.Response:
+    return httpx.post(served.http + path, json=body, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def get(served: Served, path: str, **kwargs: object) -> httpx.Response:
+    return httpx.get(served.http + path, timeout=60, **kwargs)  # type: ignore[arg-type]
+
+
+def violations(response: httpx.Response) -> dict[str, str]:
+    return {v["field"]: v["description"] for v in response.json()["field_violations"]}
+
+
+def test_features_extract_equals_get_features(served: Served, event_key: str) -> None:
+    answer = post(served, "/api/v1/features/extract", {"event_key": event_key}, headers=HEADERS)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    grpc_answer = served.stub.GetFeatures(
+        pb.GetFeaturesRequest(event_key=event_key), metadata=METADATA, timeout=30
+    )
+    assert body["feature_names"] == list(grpc_answer.feature_names)
+    assert len(body["selections"]) == len(grpc_answer.selections)
+    first = np.array(body["selections"][0]["values"], dtype=float)
+    assert np.allclose(first, grpc_answer.selections[0].values, equal_nan=True)
+
+    one = post(served, "/api/v1/features/extract", {"event_key": event_key, "market_keys": ["1x2"]},
+               headers=HEADERS).json()  # fmt: skip
+    assert {s["market_key"] for s in one["selections"]} == {"1x2"}
+    both = post(served, "/api/v1/features/extract", {}, headers=HEADERS)
+    assert both.status_code == 422 and "exactly one" in both.text
+    missing = post(served, "/api/v1/features/extract", {"event_key": "no-such-event"},
+                   headers=HEADERS)  # fmt: skip
+    assert missing.status_code == 404 and "no-such-event" in missing.text
+
+
+def test_preprocess_cleans_prices(served: Served, stored: EventBatch, event_key: str) -> None:
+    raw = as_raw_event(stored, event_key)
+    body = {"raw_event": MessageToDict(raw, preserving_proto_field_name=True)}
+    answer = post(served, "/api/v1/preprocess", body, headers=HEADERS)
+    assert answer.status_code == 200, answer.text
+    view = answer.json()
+    assert view["event_key"] == event_key and view["sport"] == "football"
+    market = next(m for m in view["markets"] if m["market_key"] == "1x2")
+    assert market["bookmakers"], market
+    for book in market["bookmakers"]:
+        assert sum(book["shin"].values()) == pytest.approx(1.0)
+        assert sum(book["proportional"].values()) == pytest.approx(1.0)
+        assert sum(book["implied"].values()) == pytest.approx(1.0 + book["overround"])
+        assert book["overround"] > 0  # simulated bookmakers take a margin
+    consensus = [s["consensus_probability"] for s in market["selections"]]
+    assert sum(consensus) == pytest.approx(1.0)
+    for selection in market["selections"]:
+        prices = [b["odds"][selection["selection"]] for b in market["bookmakers"]]
+        assert selection["best_odds"] >= max(prices)
+
+    stored_view = post(served, "/api/v1/preprocess", {"event_key": event_key}, headers=HEADERS)
+    assert stored_view.json()["markets"][0]["market_key"] == view["markets"][0]["market_key"]
+    unknown = post(served, "/api/v1/preprocess", {"event_key": event_key, "market_keys": ["x"]},
+                   headers=HEADERS)  # fmt: skip
+    assert unknown.status_code == 404 and "'x'" in unknown.text
+    body["raw_event"]["markets"][0]["selections"][0]["odds"][0]["price"] = 0.5
+    bad = post(served, "/api/v1/preprocess", body, headers=HEADERS)
+    assert bad.status_code == 422
+    assert "raw_event.markets[0].selections[0].odds[0].price" in violations(bad)
+
+
+def test_models_list_and_promote(served: Served) -> None:
+    listed = get(served, "/api/v1/models", headers=HEADERS)
+    assert listed.status_code == 200, listed.text
+    models = {m["name"]: m for m in listed.json()["models"]}
+    champion = models[MODEL]["champion"]
+    assert champion["version"] >= 1 and champion["score"] > 0
+
+    refused = post(served, f"/api/v1/models/{MODEL}/promote", {})
+    assert refused.status_code == 401
+    decision = post(served, f"/api/v1/models/{MODEL}/promote", {}, headers=HEADERS)
+    assert decision.status_code == 200, decision.text
+    verdict = decision.json()
+    _, version = tracking.resolve(MODEL, client=served.client)
+    if verdict["promoted"]:  # an earlier test left a better challenger
+        assert verdict["challenger_version"] == version
+    else:
+        assert verdict["reason"]
+    unknown = post(served, "/api/v1/models/betml-lightgbm-nosport-1x2/promote", {},
+                   headers=HEADERS)  # fmt: skip
+    assert unknown.status_code == 404
+    bad = post(served, f"/api/v1/models/{MODEL}/promote", {"force": "maybe"}, headers=HEADERS)
+    assert bad.status_code == 422 and "force" in violations(bad)
+
+
+def test_feature_importance_chart(served: Served) -> None:
+    data = get(served, f"/api/v1/visualize/feature-importance/{MODEL}",
+               params={"format": "json", "top": 5}, headers=HEADERS)  # fmt: skip
+    assert data.status_code == 200, data.text
+    body = data.json()
+    assert body["model_name"] == MODEL and len(body["features"]) == 5
+    scores = [f["importance"] for f in body["features"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 0
+    chart = get(served, f"/api/v1/visualize/feature-importance/{MODEL}@champion", headers=HEADERS)
+    assert chart.status_code == 200 and chart.headers["content-type"] == "image/png"
+    assert chart.content.startswith(PNG)
+    missing = get(served, "/api/v1/visualize/feature-importance/betml-lightgbm-nosport-1x2",
+                  headers=HEADERS)  # fmt: skip
+    assert missing.status_code == 404
+    bad = get(served, f"/api/v1/visualize/feature-importance/{MODEL}", params={"format": "gif"},
+              headers=HEADERS)  # fmt: skip
+    assert bad.status_code == 422 and "query.format" in violations(bad)
+
+
+def test_training_progress_chart(served: Served) -> None:
+    name, version = tracking.resolve(MODEL, client=served.client)
+    run_id = served.client.get_model_version(name, str(version)).run_id
+    data = get(served, f"/api/v1/visualize/training-progress/{run_id}", params={"format": "json"},
+               headers=HEADERS)  # fmt: skip
+    assert data.status_code == 200, data.text
+    body = data.json()
+    assert body["run_id"] == run_id and "holdout/model/log_loss" in body["metrics"]
+    chart = get(served, f"/api/v1/visualize/training-progress/{run_id}", headers=HEADERS)
+    assert chart.status_code == 200 and chart.content.startswith(PNG)
+    missing = get(served, "/api/v1/visualize/training-progress/0123456789abcdef", headers=HEADERS)
+    assert missing.status_code == 404
+
+
+def test_race_outcome_refuses_a_match(served: Served, event_key: str) -> None:
+    answer = post(served, "/api/v1/predict/race-outcome",
+                  {"event_key": event_key, "market_key": "1x2"}, headers=HEADERS)  # fmt: skip
+    assert answer.status_code == 422 and "market_key" in violations(answer)
+
+
+def test_openapi_lists_every_area(served: Served) -> None:
+    paths = get(served, "/openapi.json").json()["paths"]
+    for path in ("/api/v1/health", "/api/v1/predict/ensemble-prediction", "/api/v1/predict/batch",
+                 "/api/v1/predict/race-outcome", "/api/v1/features/extract", "/api/v1/preprocess",
+                 "/api/v1/models", "/api/v1/models/{name}/promote",
+                 "/api/v1/visualize/training-progress/{run_id}",
+                 "/api/v1/visualize/feature-importance/{model}"):  # fmt: skip
+        assert path in paths, path
