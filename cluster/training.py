@@ -10,6 +10,7 @@ and registering the model as the challenger.
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from betting.features import FEATURE_COLUMNS, FEATURE_SCHEMA_VERSION, build_feat
 from betting.frames import selection_frame
 from betting.store import load_batch, session_scope
 from cluster import tracking
-from cluster.artifacts import ArtifactMeta, Predictor, save_artifact
+from cluster.artifacts import ArtifactMeta, Predictor, load_predictor, save_artifact
 from cluster.db import get_engine
 from cluster.importance import IMPORTANCE_ARTIFACT, permutation_importance
 from cluster.settings import get_settings
@@ -271,3 +272,57 @@ def holdout_comparison(
 def _row_metrics(metrics: dict[str, float], row: str) -> dict[str, float]:
     prefix = f"{HOLDOUT_PREFIX}{row}/"
     return {k.removeprefix(prefix): v for k, v in metrics.items() if k.startswith(prefix)}
+
+
+def rescore_version(
+    name: str, version: int, data: DataConfig, *, table: pd.DataFrame | None = None
+) -> float:
+    """Judge a registered version on ``data``'s current holdout and record that score on it.
+
+    New events change the holdout (its id is a hash of its rows), so a champion scored before
+    they arrived cannot be compared with a challenger trained after: re-scoring puts both on the
+    same holdout. The version's holdout tags are replaced (the previous values are kept in tags
+    ``betml.previous_holdout_*``); a run ``<name>-v<version>-rescore`` logs the new holdout table.
+
+    Returns:
+        The version's log loss on the holdout.
+    """
+    table = load_table(data) if table is None else table
+    _, holdout = split_holdout(table, data.holdout_seasons)
+    client = mlflow.MlflowClient()
+    with tempfile.TemporaryDirectory(prefix="betml-rescore-") as tmp:
+        predictor = load_predictor(tracking.download_model(f"{name}/{version}", tmp, client=client))
+        report = evaluate(predictor, holdout, min_edge=data.min_edge)
+    log_loss = float(report.loc[ROW_MODEL, "log_loss"])
+    new_id = holdout_id(data, holdout)
+    old = client.get_model_version(name, str(version)).tags
+    with mlflow.start_run(run_name=f"{name}-v{version}-rescore"):
+        mlflow.log_metrics(report_metrics(report))
+        mlflow.set_tags({"betml.rescored_model": name, "betml.rescored_version": str(version),
+                         tracking.TAG_HOLDOUT_ID: new_id})  # fmt: skip
+    for tag in (tracking.TAG_HOLDOUT_ID, tracking.TAG_HOLDOUT_LOG_LOSS):
+        if tag in old:
+            client.set_model_version_tag(name, str(version), f"betml.previous_{tag[6:]}", old[tag])
+    client.set_model_version_tag(name, str(version), tracking.TAG_HOLDOUT_LOG_LOSS, repr(log_loss))
+    client.set_model_version_tag(name, str(version), tracking.TAG_HOLDOUT_ID, new_id)
+    logger.info("re-scored %s v%s on holdout %s: log loss %.4f", name, version, new_id, log_loss)
+    return log_loss
+
+
+def promote_challenger(
+    name: str, data: DataConfig, *, table: pd.DataFrame | None = None
+) -> tracking.PromotionDecision:
+    """The promotion gate, with the champion re-scored on the challenger's holdout when the two
+    were judged on different ones (see :func:`rescore_version`); otherwise :func:`tracking.promote`.
+    """
+    decision = tracking.promote(name)
+    if (
+        decision.promoted
+        or decision.champion_version is None
+        or decision.champion_version == decision.challenger_version
+        or decision.champion_holdout_id == decision.challenger_holdout_id
+        or decision.score_name != tracking.SCORE_LOG_LOSS
+    ):
+        return decision
+    rescore_version(name, decision.champion_version, data, table=table)
+    return tracking.promote(name)

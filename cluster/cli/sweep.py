@@ -15,7 +15,6 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from cluster import tracking
 from cluster.cli.models import console, report_table
 from cluster.configs import load_config
 from cluster.sweeps import METRIC, METRIC_FOLDS_DONE, SweepConfig, SweepOutcome
@@ -180,7 +179,9 @@ def sweep_command(
     registered = f", registered as version {result.version} (challenger)" if result.version else ""
     console.print(f"MLflow run {result.run_id}{registered}")
     if promote and result.version:
-        decision = tracking.promote(result.model_name)
+        from cluster.training import promote_challenger
+
+        decision = promote_challenger(result.model_name, config.data)
         console.print(decision.reason)
     return outcome
 

@@ -16,7 +16,7 @@ from betting.simulate import simulate
 from cluster import tracking
 from cluster.artifacts import ArtifactMismatch, load_predictor, read_meta, save_artifact
 from cluster.importance import IMPORTANCE_ARTIFACT
-from cluster.training import DataConfig, split_holdout, train_and_log
+from cluster.training import DataConfig, promote_challenger, split_holdout, train_and_log
 from ensembles.config import EnsembleParams
 from ensembles.fit import PREDICTOR_PATH, fit_ensemble, out_of_fold
 
@@ -76,6 +76,35 @@ def test_registry_and_promotion(table: pd.DataFrame, mlflow_store: object) -> No
     decision = tracking.promote(second.model_name)
     assert not decision.promoted
     assert tracking.resolve(f"{first.model_name}@champion") == (first.model_name, 1)
+
+
+def test_promotion_rescores_a_champion_judged_on_an_older_holdout(
+    table: pd.DataFrame, mlflow_store: object
+) -> None:
+    # The champion was judged when the holdout season had only its first half of matches.
+    holdout_season = table["season"].max()
+    in_holdout = table["season"] == holdout_season
+    cut = table.loc[in_holdout, "starts_at"].median()
+    earlier = table[~in_holdout | (table["starts_at"] < cut)].reset_index(drop=True)
+    weak = {"kind": "lightgbm", "member_params": {"lightgbm": {"n_estimators": 1, "num_leaves": 2,
+                                                             "learning_rate": 0.01}}}  # fmt: skip
+    champion = train_and_log("lightgbm", fit_ensemble, weak, DATA, predictor_path=PREDICTOR_PATH,
+                             table=earlier)  # fmt: skip
+    assert tracking.promote(champion.model_name).promoted
+    good = {"kind": "lightgbm", "member_params": {"lightgbm": SMALL}}
+    challenger = train_and_log("lightgbm", fit_ensemble, good, DATA,
+                               predictor_path=PREDICTOR_PATH, table=table)  # fmt: skip
+    plain = tracking.promote(challenger.model_name)
+    assert not plain.promoted and "different holdouts" in plain.reason
+
+    decision = promote_challenger(challenger.model_name, DATA, table=table)
+    assert decision.promoted, decision.reason
+    assert decision.champion_holdout_id == decision.challenger_holdout_id
+    rescored = tracking.resolve(f"{champion.model_name}/{champion.version}")
+    tags = mlflow.MlflowClient().get_model_version(*map(str, rescored)).tags
+    assert float(tags[tracking.TAG_HOLDOUT_LOG_LOSS]) == pytest.approx(decision.champion_log_loss)
+    assert tags["betml.previous_holdout_id"] != tags[tracking.TAG_HOLDOUT_ID]
+    assert tracking.resolve(f"{champion.model_name}@champion")[1] == challenger.version
 
 
 def test_stacking_trains_on_out_of_fold_predictions_only(table: pd.DataFrame) -> None:
