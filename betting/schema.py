@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 #: Bumped with every Alembic revision that changes the tables below.
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -242,11 +242,17 @@ class EquityPoint(Base):
 
 
 class Prediction(Base):
-    """A probability served for one selection, kept for monitoring and retraining."""
+    """A probability served for one selection, kept for monitoring and retraining.
+
+    The rows of one answered market share ``prediction_id``, the id returned to the caller
+    (GetPredictionResponse.prediction_id); ``odds`` and ``bookmaker`` are the price the answer
+    was judged at.
+    """
 
     __tablename__ = "predictions"
 
     id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    prediction_id: Mapped[str | None] = mapped_column(String(36), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
     request_id: Mapped[str | None] = mapped_column(String(64))
     model_name: Mapped[str] = mapped_column(String(120))
@@ -259,6 +265,7 @@ class Prediction(Base):
     )
     probability: Mapped[float] = mapped_column(Float)
     odds: Mapped[float | None] = mapped_column(Float)
+    bookmaker: Mapped[str | None] = mapped_column(String(80))
 
     __table_args__ = (Index(None, "model_name", "created_at"),)
 

@@ -67,6 +67,7 @@ AUTH_TOKEN_ENV = "RAY_AUTH_TOKEN"
 AUTH_TOKEN_PATH_ENV = "RAY_AUTH_TOKEN_PATH"
 
 _JOB_CONFIG_ENV = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray Jobs in a submitted job's driver
+_SUBMISSION_ID_KEY = "job_submission_id"  # Ray's key of the submission id in that job config
 _context: BaseContext | None = None
 
 
@@ -202,6 +203,18 @@ def build_runtime_env(
     if env_vars:
         merged["env_vars"] = env_vars
     return merged
+
+
+def current_submission_id(environ: Mapping[str, str] | None = None) -> str | None:
+    """The submission id of the Ray job this process is the driver of (None outside a job)."""
+    raw = (os.environ if environ is None else environ).get(_JOB_CONFIG_ENV)
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw).get("metadata", {}).get(_SUBMISSION_ID_KEY)
+    except (ValueError, AttributeError):
+        return None
+    return str(value) if value else None
 
 
 def _submitted_job_runtime_env(environ: Mapping[str, str]) -> dict[str, Any] | None:

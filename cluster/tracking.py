@@ -32,7 +32,7 @@ from mlflow.entities.model_registry import ModelVersion, RegisteredModel
 from mlflow.exceptions import MlflowException
 
 from betting.errors import ConfigError, InvalidInput, NotFound
-from cluster.ray_runtime import git_commit
+from cluster.ray_runtime import current_submission_id, git_commit
 from cluster.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ TAG_FAMILY = "betml.family"
 TAG_SPORT = "betml.sport"
 TAG_MARKET = "betml.market"
 TAG_SWEEP = "betml.sweep"
+#: The Ray job (submission id) that made the run, when it ran as one (``betml submit``, the API).
+TAG_JOB_ID = "betml.job_id"
 #: Model-version tags written by :func:`register` and read by :func:`promote`.
 TAG_HOLDOUT_LOG_LOSS = "betml.holdout_log_loss"
 TAG_HOLDOUT_ID = "betml.holdout_id"
@@ -153,7 +155,14 @@ def run_tags(
         TAG_FAMILY: _check_part("family", family),
         TAG_SPORT: _check_part("sport", sport),
         TAG_MARKET: _check_part("market", market),
+        **job_tags(),
     }
+
+
+def job_tags() -> dict[str, str]:
+    """``{TAG_JOB_ID: <submission id>}`` inside a submitted Ray job, else nothing."""
+    job = current_submission_id()
+    return {TAG_JOB_ID: job} if job else {}
 
 
 def _json_default(value: Any) -> Any:

@@ -28,7 +28,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from betting.errors import ConfigError
 from cluster.settings import Settings, get_settings
-from cluster.tracking import TAG_SWEEP, configure_mlflow
+from cluster.tracking import TAG_SWEEP, configure_mlflow, job_tags
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +193,6 @@ def _mlflow_callback(
         tracking_uri=env.mlflow_tracking_uri,
         registry_uri=env.mlflow_tracking_uri,
         experiment_name=env.mlflow_experiment_name,
-        tags={TAG_SWEEP: sweep, **(tags or {})},
+        tags={TAG_SWEEP: sweep, **job_tags(), **(tags or {})},
         save_artifact=False,
     )

@@ -8,7 +8,8 @@ How to run::
 The application is an :class:`~serve.ingress.Ingress` (HTTP on 8000, ``betml.v1.MLService`` on
 9000 through ``grpc_options.grpc_servicer_functions``) composed with one
 :class:`~serve.models.OutcomeModel` deployment per entry of ``args.models`` (``ensemble``,
-``classifier``), reached through DeploymentHandles. Nothing is loaded here: replicas read their
+``classifier``) and the :class:`~serve.agent.StrategyAgent` deployment (``agent``), reached
+through DeploymentHandles. Nothing is loaded here: replicas read their
 settings, open the store and load models when they start.
 
 This module keeps its annotations evaluated (no ``from __future__ import annotations``): Serve
@@ -19,7 +20,8 @@ from typing import Any
 
 from ray.serve import Application
 
-from serve.config import ServeArgs
+from serve.agent import StrategyAgent
+from serve.config import AGENT_DEPLOYMENT, ServeArgs
 from serve.ingress import Ingress
 from serve.models import OutcomeModel, RegistryLoader
 
@@ -30,7 +32,8 @@ DEFAULT_GRPC_PORT = 9000
 
 
 def build_app(args: ServeArgs) -> Application:
-    """The application: the ingress bound to a handle of each outcome-model deployment.
+    """The application: the ingress bound to a handle of each outcome-model deployment and of
+    the strategy agent's (``agent``, unless ``args.agent`` is null).
 
     Args:
         args: what to serve (``args:`` of the Serve config file, validated by Serve).
@@ -44,6 +47,12 @@ def build_app(args: ServeArgs) -> Application:
         name: model.options(name=name, **_options(model, args)).bind(deployment, registry)
         for name, deployment in args.models.items()
     }
+    if args.agent is not None:
+        agent: Any = StrategyAgent
+        options = _options(agent, args)
+        models[AGENT_DEPLOYMENT] = agent.options(name=AGENT_DEPLOYMENT, **options).bind(
+            args.agent, registry
+        )
     application: Application = ingress.options(**_options(ingress, args)).bind(args, models)
     return application
 

@@ -17,19 +17,20 @@ from cluster.tracking import ALIAS_CHAMPION, MODEL_PREFIX
 
 #: The outcome-model deployments an application may hold, by deployment name.
 OUTCOME_DEPLOYMENTS = ("ensemble", "classifier")
+#: The strategy agent's deployment name.
+AGENT_DEPLOYMENT = "agent"
+#: Registered family of the strategy agent's policies (``rl.config.FAMILY``; serving does not
+#: import the training side, a unit test checks they agree).
+FAMILY_DQN = "dqn"
 
 _WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
-class ModelDeploymentArgs(BaseModel):
-    """One outcome-model deployment (``ensemble`` or ``classifier``)."""
+class RegistryDeploymentArgs(BaseModel):
+    """What every deployment of registered models shares: alias, preloading, polling, batching."""
 
     model_config = ConfigDict(extra="forbid")
 
-    families: list[str] = Field(min_length=1)
-    """Registered family names it serves (``lightgbm``, ``stacked``, ``keras``...): a request for
-    ``betml-<family>-...`` goes to the deployment listing that family. The first family makes
-    the default model of a sport and market, ``betml-<families[0]>-<sport>-<market>``."""
     alias: str = ALIAS_CHAMPION
     """Registry alias served when a request names none."""
     preload: list[str] = Field(default_factory=list)
@@ -44,6 +45,15 @@ class ModelDeploymentArgs(BaseModel):
     """How long a batch waits for more requests before it is scored. 0: no waiting; requests
     that arrive while a batch is being scored still form the next batch."""
 
+
+class ModelDeploymentArgs(RegistryDeploymentArgs):
+    """One outcome-model deployment (``ensemble`` or ``classifier``)."""
+
+    families: list[str] = Field(min_length=1)
+    """Registered family names it serves (``lightgbm``, ``stacked``, ``keras``...): a request for
+    ``betml-<family>-...`` goes to the deployment listing that family. The first family makes
+    the default model of a sport and market, ``betml-<families[0]>-<sport>-<market>``."""
+
     @field_validator("families")
     @classmethod
     def _words(cls, families: list[str]) -> list[str]:
@@ -51,6 +61,17 @@ class ModelDeploymentArgs(BaseModel):
         if bad:
             raise ValueError(f"families must be lowercase words joined by '-', got {bad}")
         return families
+
+
+class AgentDeploymentArgs(RegistryDeploymentArgs):
+    """The strategy-agent deployment (``agent``): registered DQN policies, loaded on first use.
+
+    A market of sport ``s`` and market key ``m`` is staked by ``betml-<family>-<s>-<slug of m>``
+    at ``alias`` (``betml-dqn-football-1x2@champion``); none is needed for the application to
+    start or be healthy: a request asking for an unregistered agent is answered NOT_FOUND."""
+
+    family: str = Field(default=FAMILY_DQN, pattern=_WORD.pattern)
+    """Registered family name of the agent's policies."""
 
 
 def _default_models() -> dict[str, ModelDeploymentArgs]:
@@ -71,6 +92,22 @@ class FeatureArgs(BaseModel):
     answering meanwhile) when older than this."""
 
 
+class PredictionLogArgs(BaseModel):
+    """Logging answered predictions to the store's ``predictions`` table (for live scores)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    """Log every answered market; off: answers carry an empty ``prediction_id``."""
+    flush_interval_s: float = Field(default=1.0, gt=0.0)
+    """Longest time a logged row waits in the replica's buffer before it is written."""
+    flush_rows: int = Field(default=500, ge=1)
+    """Rows that start a write at once; also the most rows of one insert."""
+    max_buffered_rows: int = Field(default=50_000, ge=1)
+    """Most rows a replica keeps waiting (while the store is down); rows beyond it are dropped
+    and counted (``ml_prediction_log_dropped``)."""
+
+
 class ServeArgs(BaseModel):
     """Arguments of :func:`serve.app.build_app`."""
 
@@ -82,8 +119,13 @@ class ServeArgs(BaseModel):
     """The deployment answering requests that name no model."""
     features: FeatureArgs = Field(default_factory=lambda: FeatureArgs())
     """Online features."""
+    agent: AgentDeploymentArgs | None = Field(default_factory=lambda: AgentDeploymentArgs())
+    """The strategy-agent deployment (``include_agent_stake``); null: no agent is served and
+    requests asking for its stake are answered NOT_FOUND."""
     max_batch_markets: int = Field(default=1000, ge=1)
     """Most markets one BatchPredict may carry."""
+    prediction_log: PredictionLogArgs = Field(default_factory=lambda: PredictionLogArgs())
+    """Logging of answered predictions."""
     runtime_env: dict[str, Any] | None = None
     """Ray runtime env of every deployment (e.g. ``env_vars`` with ``DATABASE_URL``); a config
     file may set the application's ``runtime_env`` instead."""
@@ -106,6 +148,10 @@ class ServeArgs(BaseModel):
                 if family in seen:
                     raise ValueError(f"family {family!r} is served by {seen[family]} and {name}")
                 seen[family] = name
+        if self.agent is not None and self.agent.family in seen:
+            raise ValueError(
+                f"agent family {self.agent.family!r} is also served by {seen[self.agent.family]}"
+            )
         return self
 
     def deployment_for_model(self, model_name: str) -> str:

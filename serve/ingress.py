@@ -9,6 +9,7 @@ INTERNAL with the request id for a bug.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -20,6 +21,7 @@ from google.protobuf.message import Message
 from ray import serve
 from ray.serve import metrics
 from ray.serve.grpc_util import RayServegRPCContext
+from sqlalchemy import Engine
 
 from cluster.db import get_engine
 from cluster.logging import configure_logging
@@ -29,13 +31,26 @@ from serve.access import API_KEY_METADATA, Access, check_api_key, refusal, reque
 from serve.config import ServeArgs
 from serve.errors import (
     STATUS_DETAILS_KEY,
-    Unimplemented,
     status_details,
 )
+from serve.feedback import FeedbackIntake
+from serve.monitoring import LiveScores
 from serve.online import OnlineFeatures
+from serve.prediction_log import PredictionLog
 from serve.proto.betml.v1 import ml_service_pb2 as pb
-from serve.routes import features, health, models, predict, visualize
+from serve.routes import (
+    backtests,
+    features,
+    health,
+    models,
+    predict,
+    recommendations,
+    strategies,
+    visualize,
+)
 from serve.service import PredictionService, service_version
+from serve.strategies import StrategyService, generation_counter
+from serve.training_jobs import TrainingJobs
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +76,18 @@ class ServeMetrics:
             "ml_grpc_errors", description="RPCs answered with an error status.",
             tag_keys=("method", "code"),  # type: ignore[arg-type]
         )  # fmt: skip
+        self.feedback = metrics.Counter(
+            "ml_feedback_submitted", description="Backtest exports submitted, by outcome.",
+            tag_keys=("status",),  # type: ignore[arg-type]  # added, skipped, refused
+        )  # fmt: skip
+        self.training_jobs = metrics.Counter(
+            "ml_training_jobs", description="Training jobs by model family and status.",
+            tag_keys=("model", "status"),  # type: ignore[arg-type]
+        )  # fmt: skip
+        self.prediction_log_dropped = metrics.Counter(
+            "ml_prediction_log_dropped",
+            description="Prediction rows not logged (the store was down and the buffer full).",
+        )
 
 
 @serve.deployment(max_ongoing_requests=128, ray_actor_options={"num_cpus": 0.5})
@@ -78,8 +105,32 @@ class Ingress:
         configure_logging(self.settings.log_level, self.settings.effective_log_format)
         engine = get_engine  # opened (and migrated) on first use, with this replica's settings
         features = OnlineFeatures(lambda: engine(self.settings), ttl_s=args.features.history_ttl_s)
-        self.service = PredictionService(args, features, models)
         self.metrics = ServeMetrics()
+        self.feedback = FeedbackIntake(
+            self.store_engine, lambda status: self.metrics.feedback.inc(tags={"status": status})
+        )
+        self.prediction_log = _prediction_log(args, self.store_engine, self.metrics)
+        self.service = PredictionService(args, features, models, self.prediction_log)
+        self.training = TrainingJobs(
+            self.settings,
+            lambda model, status: self.metrics.training_jobs.inc(
+                tags={"model": model, "status": status}
+            ),
+        )
+        self.live = LiveScores(self.store_engine)
+        self._live_refresh = asyncio.get_running_loop().create_task(self.live.run())
+        self.strategies = StrategyService(
+            self.service, self.store_engine, generations=generation_counter()
+        )
+
+    def store_engine(self) -> Engine:
+        """The store's engine (opened and migrated on first use; call it off the event loop)."""
+        return get_engine(self.settings)
+
+    async def __del__(self) -> None:
+        """Serve calls this when the replica shuts down: write the predictions still waiting."""
+        if self.prediction_log is not None:
+            await self.prediction_log.close()
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return build_http_app(self)
@@ -168,7 +219,7 @@ class Ingress:
         self, request: pb.EvaluateStrategyRequest, grpc_context: RayServegRPCContext
     ) -> pb.EvaluateStrategyResponse:
         return await self._answer(
-            "EvaluateStrategy", _unimplemented("EvaluateStrategy"),
+            "EvaluateStrategy", lambda: self.strategies.evaluate(request),
             pb.EvaluateStrategyResponse, grpc_context, "read",
         )  # fmt: skip
 
@@ -176,7 +227,7 @@ class Ingress:
         self, request: pb.GenerateStrategyRequest, grpc_context: RayServegRPCContext
     ) -> pb.GenerateStrategyResponse:
         return await self._answer(
-            "GenerateStrategy", _unimplemented("GenerateStrategy"),
+            "GenerateStrategy", lambda: self.strategies.generate(request),
             pb.GenerateStrategyResponse, grpc_context, "read",
         )  # fmt: skip
 
@@ -184,16 +235,22 @@ class Ingress:
         self, request: pb.SubmitBacktestFeedbackRequest, grpc_context: RayServegRPCContext
     ) -> pb.SubmitBacktestFeedbackResponse:
         return await self._answer(
-            "SubmitBacktestFeedback", _unimplemented("SubmitBacktestFeedback"),
+            "SubmitBacktestFeedback", lambda: self.feedback.submit(request),
             pb.SubmitBacktestFeedbackResponse, grpc_context, "write",
         )  # fmt: skip
 
 
-def _unimplemented(method: str) -> Callable[[], Awaitable[Any]]:
-    async def refuse() -> Any:
-        raise Unimplemented(f"{method} is part of betml.v1 but this server does not serve it yet")
-
-    return refuse
+def _prediction_log(
+    args: ServeArgs, engine: Callable[[], Engine], serve_metrics: ServeMetrics
+) -> PredictionLog | None:
+    options = args.prediction_log
+    if not options.enabled:
+        return None
+    return PredictionLog(
+        engine, flush_interval_s=options.flush_interval_s, flush_rows=options.flush_rows,
+        max_buffered_rows=options.max_buffered_rows,
+        on_drop=lambda n: serve_metrics.prediction_log_dropped.inc(n),
+    )  # fmt: skip
 
 
 def build_http_app(ingress: Ingress) -> FastAPI:
@@ -205,8 +262,11 @@ def build_http_app(ingress: Ingress) -> FastAPI:
     )
     app.add_exception_handler(RequestValidationError, http.validation_error)
     app.include_router(health.router(ingress))
+    app.include_router(backtests.router(ingress))
     app.include_router(predict.router(ingress))
+    app.include_router(recommendations.router(ingress))
     app.include_router(features.router(ingress))
     app.include_router(models.router(ingress))
     app.include_router(visualize.router(ingress))
+    app.include_router(strategies.router(ingress))
     return app

@@ -248,8 +248,59 @@ def _split_ref(ref: str, default_alias: str) -> tuple[str, str]:
     return name.strip(), (alias.strip() or default_alias)
 
 
+class SlotHost:
+    """What a deployment of registered models shares: its :class:`ModelSlot` per ``name@alias``,
+    the preloaded ones started at once, the others on first use, and their health. A deployment
+    class inherits it and wraps :meth:`_open_slot` in its own ``@serve.multiplexed`` method."""
+
+    registry: RegistryLoader
+    slots: dict[str, ModelSlot]
+
+    def _start_slots(
+        self, registry: RegistryLoader, alias: str, poll_interval_s: float, preload: list[str]
+    ) -> None:
+        """Set the replica up (logging, the registry) and start the preloaded models."""
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.effective_log_format)
+        # A replica's log is no terminal: no download progress bars in it.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        self.registry = registry
+        self._default_alias = alias
+        self._poll_interval_s = poll_interval_s
+        self.slots = {}
+        for ref in preload:
+            name, ref_alias = _split_ref(ref, alias)
+            self._new_slot(name, ref_alias, pinned=True)
+
+    def _new_slot(self, name: str, alias: str, *, pinned: bool = False) -> ModelSlot:
+        slot = ModelSlot(name, alias, self.registry, self._poll_interval_s, pinned=pinned)
+        slot.start()
+        self.slots[slot.ref] = slot
+        return slot
+
+    async def _open_slot(self, ref: str) -> ModelSlot:
+        """The slot of ``name@alias`` (the default alias when none), created on first use.
+
+        Raises:
+            ResourceNotFound: no such registered model or alias.
+        """
+        self.slots = {k: s for k, s in self.slots.items() if not s.closed}
+        if (slot := self.slots.get(ref)) is not None:
+            return slot
+        name, alias = _split_ref(ref, self._default_alias)
+        try:
+            await asyncio.to_thread(self.registry.resolve, model_id(name, alias))
+        except (NotFound, InvalidInput) as e:
+            raise ResourceNotFound("model", model_id(name, alias), str(e)) from e
+        return self.slots.get(ref) or self._new_slot(name, alias)
+
+    async def health(self) -> list[ModelStatus]:
+        """The state of every model this replica serves or loads."""
+        return [slot.status() for slot in self.slots.values() if not slot.closed]
+
+
 @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0.5})
-class OutcomeModel:
+class OutcomeModel(SlotHost):
     """Scores selection rows with registered outcome models (see the module docstring).
 
     Args:
@@ -258,24 +309,10 @@ class OutcomeModel:
     """
 
     async def __init__(self, args: ModelDeploymentArgs, registry: RegistryLoader) -> None:  # type: ignore[misc]
-        settings = get_settings()
-        configure_logging(settings.log_level, settings.effective_log_format)
-        # A replica's log is no terminal: no download progress bars in it.
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         self.args = args
-        self.registry = registry
-        self.slots: dict[str, ModelSlot] = {}
+        self._start_slots(registry, args.alias, args.poll_interval_s, args.preload)
         self.predict_batch.set_max_batch_size(args.max_batch_size)  # type: ignore[attr-defined]
         self.predict_batch.set_batch_wait_timeout_s(args.batch_wait_timeout_s)  # type: ignore[attr-defined]
-        for ref in args.preload:
-            name, alias = _split_ref(ref, args.alias)
-            self._new_slot(name, alias, pinned=True)
-
-    def _new_slot(self, name: str, alias: str, *, pinned: bool = False) -> ModelSlot:
-        slot = ModelSlot(name, alias, self.registry, self.args.poll_interval_s, pinned=pinned)
-        slot.start()
-        self.slots[slot.ref] = slot
-        return slot
 
     @serve.multiplexed(max_num_models_per_replica=8)
     async def get_model(self, ref: str) -> ModelSlot:
@@ -284,15 +321,7 @@ class OutcomeModel:
         Raises:
             ResourceNotFound: no such registered model or alias.
         """
-        self.slots = {k: s for k, s in self.slots.items() if not s.closed}
-        if (slot := self.slots.get(ref)) is not None:
-            return slot
-        name, alias = _split_ref(ref, self.args.alias)
-        try:
-            await asyncio.to_thread(self.registry.resolve, model_id(name, alias))
-        except (NotFound, InvalidInput) as e:
-            raise ResourceNotFound("model", model_id(name, alias), str(e)) from e
-        return self.slots.get(ref) or self._new_slot(name, alias)
+        return await self._open_slot(ref)
 
     async def predict(self, rows: pd.DataFrame) -> ModelAnswer:
         """Probabilities of ``rows`` (``event_key``, ``market_key`` and the feature columns of
@@ -321,7 +350,3 @@ class OutcomeModel:
             model.name, model.version, model.alias, model.predictor.meta.feature_schema_version
         )
         return [ModelAnswer(p, info) for p in np.split(np.asarray(probabilities, float), sizes)]
-
-    async def health(self) -> list[ModelStatus]:
-        """The state of every model this replica serves or loads."""
-        return [slot.status() for slot in self.slots.values() if not slot.closed]

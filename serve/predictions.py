@@ -134,3 +134,21 @@ def model_info(model: ModelInfo) -> pb.ModelInfo:
         alias=model.alias,
         feature_schema_version=model.feature_schema_version,
     )
+
+
+def add_agent_stake(
+    response: pb.GetPredictionResponse,
+    selection: str,
+    fraction: float,
+    agent: ModelInfo | None,
+    bankroll: float | None,
+) -> None:
+    """Put the strategy agent's stake into an answer: ``fraction`` of the bankroll on
+    ``selection``, 0 on the others, in currency units too when the request gave a bankroll."""
+    for answer in response.selections:
+        share = fraction if answer.selection == selection else 0.0
+        answer.agent_stake_fraction = share
+        if bankroll is not None:
+            answer.agent_stake = share * bankroll
+    if agent is not None:
+        response.agent_model.CopyFrom(model_info(agent))

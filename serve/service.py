@@ -26,22 +26,26 @@ from ray.serve.exceptions import BackPressureError, DeploymentUnavailableError
 from betting.errors import InvalidInput
 from betting.features import FEATURE_COLUMNS, FEATURE_SCHEMA_VERSION
 from cluster import tracking
-from serve.config import ServeArgs
+from serve.access import request_id
+from serve.agent_client import AgentAsk, AgentClient
+from serve.agent_rows import NEUTRAL_STATE, BankrollState
+from serve.config import AGENT_DEPLOYMENT, ServeArgs
 from serve.errors import (
     BadRequest,
     ModelUnavailable,
     ResourceNotFound,
     ServeError,
-    Unimplemented,
     as_serve_error,
 )
 from serve.models import ModelAnswer, ModelStatus, model_id
 from serve.online import EventRows, OnlineFeatures
+from serve.prediction_log import PredictionLog
 from serve.predictions import prediction_response
 from serve.proto.betml.v1 import ml_service_pb2 as pb
 from serve.requests import (
     FeaturesRequest,
     MarketRequest,
+    Staking,
     features_request,
     prediction_request,
 )
@@ -80,16 +84,24 @@ class PredictionService:
     Args:
         args: the application's arguments.
         features: online features over the store.
-        models: a DeploymentHandle per outcome-model deployment name.
+        models: a DeploymentHandle per model deployment name: the outcome models' and, under
+            ``AGENT_DEPLOYMENT``, the strategy agent's.
+        prediction_log: where answered markets are logged; None: not logged.
     """
 
     def __init__(
-        self, args: ServeArgs, features: OnlineFeatures, models: Mapping[str, Any]
+        self,
+        args: ServeArgs,
+        features: OnlineFeatures,
+        models: Mapping[str, Any],
+        prediction_log: PredictionLog | None = None,
     ) -> None:
         self.args = args
+        self.prediction_log = prediction_log
         self.features = features
         self.models = dict(models)
         self._handles: dict[tuple[str, str], Any] = {}
+        self.agent = AgentClient(args.agent, self.models.get(AGENT_DEPLOYMENT))
 
     # --- routing ---------------------------------------------------------------------------
 
@@ -122,6 +134,15 @@ class PredictionService:
         except (DeploymentUnavailableError, RayActorError, BackPressureError) as e:
             raise ModelUnavailable(f"model deployment {deployment!r} is unavailable: {e}") from e
         return answer
+
+    async def score_market_rows(
+        self, sport: str, market_key: str, frame: pd.DataFrame
+    ) -> ModelAnswer:
+        """The answer of the model serving ``sport``/``market_key`` by default for whole
+        markets' rows (``event_key``, ``market_key`` and the feature columns), as GetPrediction
+        routes them (strategy generation scores stored events with it)."""
+        deployment, ref = self._model_of(MarketRequest("", market_key, Staking()), sport)
+        return await self._score(deployment, ref, frame)
 
     # --- events ----------------------------------------------------------------------------
 
@@ -158,10 +179,13 @@ class PredictionService:
 
     # --- RPCs ------------------------------------------------------------------------------
 
-    async def get_prediction(self, request: pb.GetPredictionRequest) -> pb.GetPredictionResponse:
+    async def get_prediction(
+        self, request: pb.GetPredictionRequest, *, agent_state: BankrollState = NEUTRAL_STATE
+    ) -> pb.GetPredictionResponse:
+        """GetPrediction; ``agent_state`` is the bankroll state the agent stakes from (an
+        online request implies the neutral one, see :mod:`serve.agent_rows`)."""
         now = datetime.now(UTC)
         item = prediction_request(request, now)
-        _refuse_agent(item)
         [event] = await self._events([item])
         if isinstance(event, ServeError):
             raise event
@@ -172,9 +196,21 @@ class PredictionService:
         if answer.error is not None:
             raise answer.error
         assert answer.probabilities is not None and answer.model is not None
-        return prediction_response(
+        response = prediction_response(
             item, routed.rows, event.quotes, answer.probabilities, answer.model, now
         )
+        if item.staking.include_agent_stake:
+            ask = AgentAsk(item, event.sport, routed.rows, response, agent_state)
+            [error] = await self.agent.add_stakes([ask])
+            if error is not None:
+                raise error
+        return self._logged(response)
+
+    def _logged(self, response: pb.GetPredictionResponse) -> pb.GetPredictionResponse:
+        """``response`` with the id it is logged under (left empty when logging is off)."""
+        if self.prediction_log is not None:
+            response.prediction_id = self.prediction_log.record(response, request_id())
+        return response
 
     async def batch_predict(self, request: pb.BatchPredictRequest) -> pb.BatchPredictResponse:
         count, limit = len(request.requests), self.args.max_batch_markets
@@ -186,7 +222,6 @@ class PredictionService:
         for i, one in enumerate(request.requests):
             try:
                 item = prediction_request(one, now)
-                _refuse_agent(item)
             except ServeError as e:
                 results[i] = e
             else:
@@ -220,7 +255,31 @@ class PredictionService:
                 )  # fmt: skip
             except ServeError as e:
                 results[i] = e
+        await self._agent_stakes(results, items, {i: groups[k][n] for i, (k, n) in slots.items()})
+        for result in results:
+            if isinstance(result, pb.GetPredictionResponse):
+                self._logged(result)
         return pb.BatchPredictResponse(results=[_batch_result(r) for r in results])
+
+    async def _agent_stakes(
+        self,
+        results: list[pb.GetPredictionResponse | ServeError | None],
+        items: dict[int, MarketRequest],
+        routed: dict[int, _Routed],
+    ) -> None:
+        """The agent's stakes into the answers that asked for them (one agent call per
+        policy); an item whose agent fails gets the agent's error instead of its answer."""
+        asks: dict[int, AgentAsk] = {}
+        for i, result in enumerate(results):
+            wanted = i in items and items[i].staking.include_agent_stake
+            if wanted and isinstance(result, pb.GetPredictionResponse):
+                asks[i] = AgentAsk(items[i], routed[i].event.sport, routed[i].rows, result)
+        if not asks:
+            return
+        errors = await self.agent.add_stakes(list(asks.values()))
+        for i, error in zip(asks, errors, strict=True):
+            if error is not None:
+                results[i] = error
 
     async def _score_group(self, key: tuple[str, str], group: list[_Routed]) -> list[ModelAnswer]:
         """One model call for every market of a group; the answer split back per market."""
@@ -291,14 +350,6 @@ class PredictionService:
             models=[_model_health(s) for s in statuses],
             service_version=service_version(),
             feature_schema_version=FEATURE_SCHEMA_VERSION,
-        )
-
-
-def _refuse_agent(item: MarketRequest) -> None:
-    if item.staking.include_agent_stake:
-        raise Unimplemented(
-            "staking.include_agent_stake: the strategy agent is not served yet; "
-            "leave it false to get the model's stakes"
         )
 
 

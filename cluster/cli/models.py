@@ -10,14 +10,14 @@ from rich.table import Table
 
 from cluster import tracking
 from cluster.configs import TrainConfig, family_functions, load_config
-from cluster.training import holdout_comparison, train_and_log
+from cluster.training import holdout_comparison, promote_challenger, train_and_log
 
 train_app = typer.Typer(help="Train one model from a config and register it.", no_args_is_help=True)
 models_app = typer.Typer(help="List and promote registered models.", no_args_is_help=True)
 console = Console(width=max(Console().width, 130))
 
 
-def _train(family: str, config_path: Path) -> None:
+def _train(family: str, config_path: Path, promote: bool = False) -> None:
     config = load_config(config_path, TrainConfig)
     if config.family != family:
         raise typer.BadParameter(f"{config_path} configures a {config.family}, not a {family}")
@@ -35,6 +35,9 @@ def _train(family: str, config_path: Path) -> None:
     console.print(report_table(result.report, f"holdout: {result.model_name}"))
     registered = f", registered as version {result.version} (challenger)" if result.version else ""
     console.print(f"MLflow run {result.run_id}{registered}; artifact {result.artifact}")
+    if promote and result.version:
+        decision = promote_challenger(result.model_name, config.data)
+        console.print(decision.reason)
 
 
 def report_table(report, title: str) -> Table:  # type: ignore[no-untyped-def]
@@ -58,20 +61,27 @@ def _cell(column: str, value: object) -> str:
     return f"{value:.4f}" if column in ("log_loss", "brier", "rps", "ece") else f"{value:.3f}"
 
 
+_PROMOTE = typer.Option(
+    False, "--promote", help="Run the promotion gate on the registered challenger."
+)
+
+
 @train_app.command("ensemble")
 def train_ensemble(
     config: Path = typer.Option(Path("configs/train/lightgbm.yaml"), help="Train config YAML."),
+    promote: bool = _PROMOTE,
 ) -> None:
     """Train a tree model (RF, GB, XGBoost, LightGBM or stacked) and register it."""
-    _train("ensemble", config)
+    _train("ensemble", config, promote)
 
 
 @train_app.command("classifier")
 def train_classifier(
     config: Path = typer.Option(Path("configs/train/classifier.yaml"), help="Train config YAML."),
+    promote: bool = _PROMOTE,
 ) -> None:
     """Train the Keras classifier and register it."""
-    _train("classifier", config)
+    _train("classifier", config, promote)
 
 
 @models_app.command("list")

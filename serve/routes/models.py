@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import asdict
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from mlflow import MlflowClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster import tracking
 from serve.routes.common import ApiKeyHeader, answer
+from serve.training_jobs import TrainingRequest, as_dict
 
 if TYPE_CHECKING:
     from serve.ingress import Ingress
@@ -26,6 +30,20 @@ class AliasHolder(BaseModel):
     holdout_id: str | None
 
 
+class LiveScore(BaseModel):
+    """One version's served predictions whose markets have settled, scored."""
+
+    model_version: str
+    markets: int
+    log_loss: float | None
+    brier: float | None
+    ece: float | None
+    clv: float | None = Field(description="Mean closing-line value of the implied value bets.")
+    clv_bets: int
+    first_at: datetime | None
+    last_at: datetime | None
+
+
 class RegisteredModel(BaseModel):
     """One registered betml model."""
 
@@ -33,6 +51,9 @@ class RegisteredModel(BaseModel):
     versions: int
     champion: AliasHolder | None
     challenger: AliasHolder | None
+    live: list[LiveScore] = Field(
+        description="Live scores of its served versions (settled predictions), newest first."
+    )
 
 
 class ModelList(BaseModel):
@@ -43,6 +64,36 @@ class PromoteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     force: bool = Field(False, description="Promote even when the gate would refuse.")
+
+
+class TrainingProgress(BaseModel):
+    trials_started: int
+    trials_finished: int
+    best_metric: float | None = Field(description="Best validation score so far (lower is better).")
+    metric: str | None
+    mlflow_run_id: str | None = Field(description="The run that logged the trained model.")
+    model_name: str | None
+    registered_version: int | None
+
+
+class TrainingJob(BaseModel):
+    """A training job on the cluster (a Ray job) and its progress."""
+
+    job_id: str
+    status: str = Field(description="PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED.")
+    purpose: str = Field(description="training (the API) or retraining (the feedback loop).")
+    command: str
+    message: str | None
+    start_time: datetime | None
+    end_time: datetime | None
+    duration_s: float | None
+    exit_code: int | None
+    log_tail: str | None = Field(description="A failed job's last log lines.")
+    progress: TrainingProgress
+
+
+class TrainingJobList(BaseModel):
+    jobs: list[TrainingJob]
 
 
 class PromotionResponse(BaseModel):
@@ -75,10 +126,14 @@ def router(ingress: Ingress) -> APIRouter:
         return clients[uri]
 
     @routes.get("", response_model=ModelList)
-    async def list_models(x_api_key: ApiKeyHeader = None) -> Any:
-        """Every registered betml model with its champion and challenger."""
+    async def list_models(refresh: bool = False, x_api_key: ApiKeyHeader = None) -> Any:
+        """Every registered betml model with its champion and challenger (holdout scores) and
+        the live scores of its served versions (refreshed every minute, or now with
+        ``?refresh=true``)."""
 
         async def listed() -> ModelList:
+            if refresh:
+                await ingress.live.refresh()
             summaries = await asyncio.to_thread(tracking.list_models, client=client())
             return ModelList(models=[
                 RegisteredModel(
@@ -87,6 +142,7 @@ def router(ingress: Ingress) -> APIRouter:
                                      s.champion_holdout_id),
                     challenger=_holder(s.challenger_version, s.challenger_log_loss,
                                        s.challenger_holdout_id),
+                    live=[LiveScore(**row) for row in ingress.live.of(s.name)],
                 )
                 for s in summaries
             ])  # fmt: skip
@@ -111,5 +167,35 @@ def router(ingress: Ingress) -> APIRouter:
             )
 
         return await answer(ingress, promoted, x_api_key, "write")
+
+    @routes.post("/train", response_model=TrainingJob, status_code=202)
+    async def train(body: TrainingRequest, x_api_key: ApiKeyHeader = None) -> Any:
+        """Start ``betml sweep|train <family> --config <config>`` as a Ray job on the cluster;
+        answers 202 with the job id to follow at ``/api/v1/models/training/{job_id}``."""
+
+        async def started() -> Any:
+            job = await ingress.training.start(body)
+            return JSONResponse(jsonable_encoder(as_dict(job)), status_code=202)
+
+        return await answer(ingress, started, x_api_key, "write")
+
+    @routes.get("/training", response_model=TrainingJobList)
+    async def training_jobs(x_api_key: ApiKeyHeader = None) -> Any:
+        """Training and retraining jobs the cluster remembers, newest first."""
+
+        async def listed() -> Any:
+            return {"jobs": [as_dict(j) for j in await ingress.training.list()]}
+
+        return await answer(ingress, listed, x_api_key)
+
+    @routes.get("/training/{job_id}", response_model=TrainingJob)
+    async def training_job(job_id: str, x_api_key: ApiKeyHeader = None) -> Any:
+        """A training job's status, and its progress from MLflow: trials started and finished,
+        the best validation score so far, the trained run and the version it registered."""
+
+        async def found() -> Any:
+            return as_dict(await ingress.training.get(job_id))
+
+        return await answer(ingress, found, x_api_key)
 
     return routes

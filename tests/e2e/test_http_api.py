@@ -3,6 +3,8 @@ called with a real HTTP client against the Serve application of ``conftest.serve
 
 from __future__ import annotations
 
+import time
+
 import httpx
 import numpy as np
 import pytest
@@ -124,6 +126,37 @@ def test_models_list_and_promote(served: Served) -> None:
     assert bad.status_code == 422 and "force" in violations(bad)
 
 
+def test_models_show_live_scores_of_settled_predictions(served: Served, event_key: str) -> None:
+    answer = served.stub.GetPrediction(
+        pb.GetPredictionRequest(event_key=event_key, market_key="1x2"), metadata=METADATA,
+        timeout=30,
+    )  # fmt: skip
+    version = answer.model.version
+    deadline = time.monotonic() + 30
+    while True:  # the prediction log writes in the background, about every second
+        models = get(served, "/api/v1/models", params={"refresh": "true"}, headers=HEADERS)
+        live = {m["name"]: m["live"] for m in models.json()["models"]}[MODEL]
+        scored = {row["model_version"]: row for row in live}
+        if version in scored or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    row = scored[version]
+    assert row["markets"] >= 1 and row["log_loss"] > 0 and 0 <= row["ece"] <= 1
+
+
+def test_training_needs_a_cluster_with_the_jobs_api(served: Served) -> None:
+    # The test application runs on a local Ray without a dashboard: no Jobs API to submit to.
+    body = {"family": "ensemble", "config": "configs/sweeps/demo-lightgbm.yaml", "trials": 2}
+    refused = post(served, "/api/v1/models/train", body, headers=HEADERS)
+    assert refused.status_code == 503 and "training jobs cannot be submitted" in refused.text
+    assert post(served, "/api/v1/models/train", body).status_code == 401
+    outside = post(served, "/api/v1/models/train", {**body, "config": "../../etc/passwd.yaml"},
+                   headers=HEADERS)  # fmt: skip
+    assert outside.status_code == 422 and "config" in violations(outside)
+    trials = post(served, "/api/v1/models/train", {**body, "mode": "train"}, headers=HEADERS)
+    assert trials.status_code == 422 and "trials" in trials.text
+
+
 def test_feature_importance_chart(served: Served) -> None:
     data = get(served, f"/api/v1/visualize/feature-importance/{MODEL}",
                params={"format": "json", "top": 5}, headers=HEADERS)  # fmt: skip
@@ -167,7 +200,8 @@ def test_openapi_lists_every_area(served: Served) -> None:
     paths = get(served, "/openapi.json").json()["paths"]
     for path in ("/api/v1/health", "/api/v1/predict/ensemble-prediction", "/api/v1/predict/batch",
                  "/api/v1/predict/race-outcome", "/api/v1/features/extract", "/api/v1/preprocess",
-                 "/api/v1/models", "/api/v1/models/{name}/promote",
+                 "/api/v1/models", "/api/v1/models/{name}/promote", "/api/v1/models/train",
+                 "/api/v1/models/training", "/api/v1/models/training/{job_id}",
                  "/api/v1/visualize/training-progress/{run_id}",
                  "/api/v1/visualize/feature-importance/{model}"):  # fmt: skip
         assert path in paths, path

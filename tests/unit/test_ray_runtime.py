@@ -110,3 +110,14 @@ def test_the_shipped_working_dir_is_code_only(tmp_path: Path) -> None:
     unwanted = (".venv/", ".git/", "var/", "tests/fixtures/", ".mypy_cache/")
     assert not [n for n in names if n.startswith(unwanted) or "__pycache__" in n]
     assert package.stat().st_size < 20 * 1024 * 1024
+
+
+def test_current_submission_id_comes_from_the_job_config() -> None:
+    from cluster.ray_runtime import current_submission_id
+
+    config = {"runtime_env": {}, "metadata": {"job_submission_id": "betml-sweep-1"}}
+    assert current_submission_id({"RAY_JOB_CONFIG_JSON_ENV_VAR": json.dumps(config)}) == (
+        "betml-sweep-1"
+    )
+    assert current_submission_id({}) is None
+    assert current_submission_id({"RAY_JOB_CONFIG_JSON_ENV_VAR": "not json"}) is None

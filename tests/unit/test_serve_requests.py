@@ -276,7 +276,8 @@ def test_the_shipped_serve_config_is_valid_and_gives_working_example_calls() -> 
     assert (config.http_options.port, config.grpc_options.port) == (8000, 9000)
     args = ServeArgs.model_validate(app.args)
     assert set(args.models) == {"ensemble", "classifier"}
-    assert {d.name for d in app.deployments} == {"Ingress", "ensemble", "classifier"}
+    assert args.agent is not None and not args.agent.preload  # `make demo` registers no agent
+    assert {d.name for d in app.deployments} == {"Ingress", "ensemble", "classifier", "agent"}
     assert all(d.autoscaling_config for d in app.deployments)
     calls = example_calls(config, "fd:E0:2024-08-16:Man United:Fulham", "1x2")
     assert calls[0] == "grpcurl -plaintext 127.0.0.1:9000 betml.v1.MLService/HealthCheck"
