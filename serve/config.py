@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from cluster.retraining import RetrainPolicy
 from cluster.tracking import ALIAS_CHAMPION, MODEL_PREFIX
 
 #: The outcome-model deployments an application may hold, by deployment name.
@@ -126,6 +127,9 @@ class ServeArgs(BaseModel):
     """Most markets one BatchPredict may carry."""
     prediction_log: PredictionLogArgs = Field(default_factory=lambda: PredictionLogArgs())
     """Logging of answered predictions."""
+    retraining: RetrainPolicy | None = None
+    """The feedback loop (:mod:`cluster.retraining`): when stored backtests, time or the live
+    log loss call for a retraining job. None: no automatic retraining."""
     runtime_env: dict[str, Any] | None = None
     """Ray runtime env of every deployment (e.g. ``env_vars`` with ``DATABASE_URL``); a config
     file may set the application's ``runtime_env`` instead."""

@@ -34,6 +34,7 @@ from serve.errors import (
     status_details,
 )
 from serve.feedback import FeedbackIntake
+from serve.feedback_loop import FeedbackLoop
 from serve.monitoring import LiveScores
 from serve.online import OnlineFeatures
 from serve.prediction_log import PredictionLog
@@ -80,6 +81,11 @@ class ServeMetrics:
             "ml_feedback_submitted", description="Backtest exports submitted, by outcome.",
             tag_keys=("status",),  # type: ignore[arg-type]  # added, skipped, refused
         )  # fmt: skip
+        self.cache_hit_ratio = metrics.Gauge(
+            "ml_cache_hit_ratio",
+            description="Share of stored-event lookups answered from the replica's memory.",
+            tag_keys=("cache",),  # type: ignore[arg-type]
+        )
         self.training_jobs = metrics.Counter(
             "ml_training_jobs", description="Training jobs by model family and status.",
             tag_keys=("model", "status"),  # type: ignore[arg-type]
@@ -106,9 +112,7 @@ class Ingress:
         engine = get_engine  # opened (and migrated) on first use, with this replica's settings
         features = OnlineFeatures(lambda: engine(self.settings), ttl_s=args.features.history_ttl_s)
         self.metrics = ServeMetrics()
-        self.feedback = FeedbackIntake(
-            self.store_engine, lambda status: self.metrics.feedback.inc(tags={"status": status})
-        )
+        self.feedback = FeedbackIntake(self.store_engine, self._feedback_stored)
         self.prediction_log = _prediction_log(args, self.store_engine, self.metrics)
         self.service = PredictionService(args, features, models, self.prediction_log)
         self.training = TrainingJobs(
@@ -118,10 +122,22 @@ class Ingress:
             ),
         )
         self.live = LiveScores(self.store_engine)
-        self._live_refresh = asyncio.get_running_loop().create_task(self.live.run())
+        loop = asyncio.get_running_loop()
+        self._background = [loop.create_task(self.live.run())]
+        self.feedback_loop: FeedbackLoop | None = None
+        if args.retraining is not None:
+            self.feedback_loop = FeedbackLoop(
+                args.retraining, self.store_engine, self.training, self.live
+            )
+            self._background.append(loop.create_task(self.feedback_loop.run()))
         self.strategies = StrategyService(
             self.service, self.store_engine, generations=generation_counter()
         )
+
+    def _feedback_stored(self, status: str) -> None:
+        self.metrics.feedback.inc(tags={"status": status})
+        if status == "added" and self.feedback_loop is not None:
+            self.feedback_loop.after_feedback()
 
     def store_engine(self) -> Engine:
         """The store's engine (opened and migrated on first use; call it off the event loop)."""
@@ -173,6 +189,8 @@ class Ingress:
             answers = [r.prediction for r in response.results if r.HasField("prediction")]
         if not answers:
             return
+        if (ratio := self.service.event_cache.ratio) is not None:
+            self.metrics.cache_hit_ratio.set(ratio, tags={"cache": "events"})
         self.metrics.latency.observe(seconds, tags={"method": method})
         for answer in answers:
             tags = {"method": method, "model": answer.model.name, "version": answer.model.version}

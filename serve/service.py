@@ -67,6 +67,19 @@ def service_version() -> str:
         return "unknown"
 
 
+@dataclass
+class CacheCounts:
+    """Stored-event lookups answered from the replica's memory (hits) or the store (misses)."""
+
+    hits: int = 0
+    misses: int = 0
+
+    @property
+    def ratio(self) -> float | None:
+        total = self.hits + self.misses
+        return self.hits / total if total else None
+
+
 @dataclass(frozen=True)
 class _Routed:
     """A checked market with its event rows and the model that scores it."""
@@ -101,6 +114,7 @@ class PredictionService:
         self.features = features
         self.models = dict(models)
         self._handles: dict[tuple[str, str], Any] = {}
+        self.event_cache = CacheCounts()
         self.agent = AgentClient(args.agent, self.models.get(AGENT_DEPLOYMENT))
 
     # --- routing ---------------------------------------------------------------------------
@@ -158,8 +172,10 @@ class PredictionService:
             out.update(zip(raw, built, strict=True))
         for i, item in enumerate(items):
             if item.raw is None and (cached := self.features.cached_event(item.event_key)):
+                self.event_cache.hits += 1
                 out[i] = cached
             elif item.raw is None:
+                self.event_cache.misses += 1
                 try:
                     out[i] = await asyncio.to_thread(self.features.stored_event, item.event_key)
                 except ServeError as e:

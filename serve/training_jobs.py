@@ -16,64 +16,28 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from pathlib import PurePosixPath
-from typing import Any, Literal
+from typing import Any
 
 from mlflow import MlflowClient
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from betting.errors import ConfigError, NotFound
 from cluster import jobs, tracking
 from cluster.ray_runtime import repo_root
+from cluster.retraining import (
+    PURPOSE_KEY,
+    PURPOSE_RETRAINING,
+    PURPOSE_TRAINING,
+    TrainingRequest,
+)
 from cluster.settings import Settings
 from serve.errors import BadRequest, ModelUnavailable, ResourceNotFound
 
 logger = logging.getLogger(__name__)
 
-#: Metadata key saying why betml submitted a job (``training`` here, ``retraining`` for the
-#: feedback loop); the training routes list jobs that carry it.
-PURPOSE_KEY = "betml.purpose"
-PURPOSES = ("training", "retraining")
+PURPOSES = (PURPOSE_TRAINING, PURPOSE_RETRAINING)
 #: The validation metric sweeps report per trial (lower is better).
 SWEEP_METRIC = "valid/log_loss"
 _STORE_ENV = ("DATABASE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "BETML_DATA_DIR")
-
-
-class TrainingRequest(BaseModel):
-    """What to train: ``betml <mode> <family> --config <config>``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    family: Literal["ensemble", "classifier", "dqn"]
-    mode: Literal["sweep", "train"] = "sweep"
-    config: str = Field(
-        description="A config file of the repository, e.g. configs/sweeps/lightgbm.yaml."
-    )
-    trials: int | None = Field(None, ge=1, le=1000, description="Sweeps only: trials to run.")
-    promote: bool = Field(False, description="Run the promotion gate on the new challenger.")
-
-    @field_validator("config")
-    @classmethod
-    def _inside_configs(cls, value: str) -> str:
-        path = PurePosixPath(value)
-        if path.is_absolute() or ".." in path.parts or path.parts[:1] != ("configs",):
-            raise ValueError(f"must be a path under configs/, got {value!r}")
-        if path.suffix not in (".yaml", ".yml"):
-            raise ValueError(f"must be a YAML file, got {value!r}")
-        return value
-
-    @model_validator(mode="after")
-    def _trials_for_sweeps(self) -> TrainingRequest:
-        if self.trials is not None and self.mode != "sweep":
-            raise ValueError("trials is for sweeps; leave it unset with mode 'train'")
-        return self
-
-    def command(self) -> list[str]:
-        """The betml command the job runs."""
-        args = [self.mode, self.family, "--config", self.config]
-        if self.trials is not None:
-            args += ["--trials", str(self.trials)]
-        return args + (["--promote"] if self.promote else [])
 
 
 @dataclass(frozen=True)

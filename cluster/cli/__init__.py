@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from betting.errors import BetmlError
-from cluster.cli import backtest, data, models, predict, rl, serve, sweep
+from cluster.cli import backtest, data, feedback, jobs, models, predict, rl, serve, sweep
 from cluster.logging import configure_logging
 from cluster.settings import get_settings
 
@@ -27,6 +27,9 @@ rl.add_commands(train_app=models.train_app, sweep_app=sweep.app)
 app.command("backtest")(backtest.backtest)
 app.add_typer(predict.app, name="predict")
 app.add_typer(serve.app, name="serve")
+app.command("submit", context_settings=jobs.SUBMIT_CONTEXT)(jobs.submit)
+app.add_typer(jobs.app, name="jobs")
+app.add_typer(feedback.app, name="feedback")
 
 err = Console(stderr=True)
 

@@ -19,6 +19,7 @@ from cluster.importance import IMPORTANCE_ARTIFACT
 from serve import plots
 from serve.errors import ResourceNotFound
 from serve.routes.common import ApiKeyHeader, answer
+from serve.strategies import scored_json
 
 if TYPE_CHECKING:
     from serve.ingress import Ingress
@@ -132,6 +133,23 @@ def router(ingress: Ingress) -> APIRouter:
         async def chart() -> Any:
             body = await asyncio.to_thread(feature_importance, client(), model, top)
             return await asyncio.to_thread(_render, body, format, plots.feature_importance_png)
+
+        return await answer(ingress, chart, x_api_key)
+
+    @routes.get("/strategy-ranking", response_model=None)
+    async def strategy_ranking(
+        format: Format = "png",
+        limit: int = Query(20, ge=1, le=200, description="Stored runs ranked (latest first)."),
+        x_api_key: ApiKeyHeader = None,
+    ) -> Any:
+        """The stored backtests' strategies by EvaluateStrategy's score, best first."""
+
+        async def chart() -> Any:
+            runs = await ingress.strategies.performance(None, limit)
+            ranked = sorted((scored_json(r) for r in runs), key=lambda r: -r["score"])
+            version = ranked[0]["scoring_version"] if ranked else ""
+            body = {"scoring_version": version, "strategies": ranked}
+            return await asyncio.to_thread(_render, body, format, plots.strategy_ranking_png)
 
         return await answer(ingress, chart, x_api_key)
 

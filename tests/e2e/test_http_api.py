@@ -203,5 +203,8 @@ def test_openapi_lists_every_area(served: Served) -> None:
                  "/api/v1/models", "/api/v1/models/{name}/promote", "/api/v1/models/train",
                  "/api/v1/models/training", "/api/v1/models/training/{job_id}",
                  "/api/v1/visualize/training-progress/{run_id}",
-                 "/api/v1/visualize/feature-importance/{model}"):  # fmt: skip
+                 "/api/v1/visualize/feature-importance/{model}",
+                 "/api/v1/visualize/strategy-ranking", "/api/v1/strategies/rank",
+                 "/api/v1/backtest-results",
+                 "/api/v1/predict/strategy-recommendation"):  # fmt: skip
         assert path in paths, path

@@ -279,3 +279,15 @@ def test_http_rank_and_performance(served: Served, example: MLExport) -> None:
     answer = httpx.get(url, params={"limit": 0}, headers=HEADERS, timeout=30)
     assert answer.status_code == 422 and "limit" in answer.json()["field_violations"][0]["field"]
     assert httpx.get(url, timeout=30).status_code == 401
+
+
+def test_strategy_ranking_chart(served: Served, example: MLExport) -> None:
+    url = f"{served.http}/api/v1/visualize/strategy-ranking"
+    data = httpx.get(url, params={"format": "json"}, headers=HEADERS, timeout=60)
+    assert data.status_code == 200, data.text
+    ranked = data.json()["strategies"]
+    assert ranked and [r["score"] for r in ranked] == sorted((r["score"] for r in ranked),
+                                                             reverse=True)  # fmt: skip
+    assert example.strategy.id in {r["strategy_id"] for r in ranked}
+    chart = httpx.get(url, headers=HEADERS, timeout=60)
+    assert chart.status_code == 200 and chart.content.startswith(b"\x89PNG")
