@@ -22,12 +22,12 @@ import secrets
 import shlex
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from betting.errors import BetmlError, ConfigError, InvalidInput, NotFound
 from cluster.ray_runtime import (
@@ -264,7 +264,7 @@ def new_submission_id(
         if not label:
             raise InvalidInput(f"job name {name!r} needs a letter or a digit")
     else:
-        words = []
+        words: list[str] = []
         for arg in command:
             if arg.startswith("-") or len(words) == 2:
                 break
@@ -421,7 +421,7 @@ def follow(submission_id: str, *, address: str | None = None) -> Iterator[str]:
     with _api_errors(submission_id):
         client.get_job_info(submission_id)  # a clear NotFound before opening the websocket
     loop = asyncio.new_event_loop()
-    chunks = client.tail_job_logs(submission_id)
+    chunks = cast(AsyncGenerator[str, None], client.tail_job_logs(submission_id))
     try:
         while True:
             try:

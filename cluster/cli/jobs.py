@@ -137,17 +137,17 @@ def _stream(submission_id: str, address: str | None) -> None:
 
 
 def _finish(record: JobRecord) -> None:
-    """Print the job's outcome; exit 1 unless it succeeded."""
+    """Print the job's outcome after its log; exit 1 unless it succeeded."""
     console.print(_status_text(record))
     if not record.succeeded:
-        if record.message:
+        if record.message and record.status != jobs.FAILED:  # a failure's message repeats the log
             console.print(record.message, highlight=False)
         raise typer.Exit(1)
 
 
 def _status_text(record: JobRecord) -> Text:
     text = Text(f"{record.submission_id}: ")
-    text.append(record.status, style=_STYLES.get(record.status))
+    text.append(record.status, style=_STYLES.get(record.status, ""))
     if record.exit_code is not None:
         text.append(f" (exit code {record.exit_code})")
     if record.duration_s is not None:
@@ -174,7 +174,7 @@ def list_command(address: str | None = ADDRESS) -> None:
     for r in records:
         table.add_row(
             r.submission_id,
-            Text(r.status, style=_STYLES.get(r.status)),
+            Text(r.status, style=_STYLES.get(r.status, "")),
             r.command,
             _when(r.start_time),
             f"{r.duration_s:.0f}s" if r.duration_s is not None else "-",
@@ -191,7 +191,7 @@ def status_command(submission_id: str, address: str | None = ADDRESS) -> None:
     table = Table(show_header=False, title=submission_id, title_justify="left")
     table.add_column(style="bold")
     table.add_column(overflow="fold")
-    table.add_row("status", Text(r.status, style=_STYLES.get(r.status)))
+    table.add_row("status", Text(r.status, style=_STYLES.get(r.status, "")))
     table.add_row("command", f"betml {r.command}")
     table.add_row("entrypoint", r.entrypoint)
     table.add_row("started", _when(r.start_time))
