@@ -15,10 +15,12 @@ QUIET_PIP := grep -v "is ignored: it is neither a file nor a directory" || true
 PYTEST_ARGS ?=
 DEMO_SEED ?= 7
 
-.PHONY: help install demo test test-learning lint format clean proto proto-go
+.PHONY: help install demo serve-up serve-down test test-learning lint format clean proto proto-go
 
 help:
-	@echo "make demo           simulate a league, import real football-data seasons, sweep and promote both model families, print their holdout table"
+	@echo "make demo           simulate a league, import real football-data seasons, sweep and promote both model families, print their holdout table, then start a local Ray head and leave the Serve app running on it"
+	@echo "make serve-up       start the local Ray head (if needed) and deploy the Serve app on it"
+	@echo "make serve-down     stop Serve and the local Ray head"
 	@echo "make test           run the test suite (unit, integration, PostgreSQL when TEST_DATABASE_URL is set)"
 	@echo "make test-learning  run the learning tests (slow: models must learn something)"
 	@echo "make lint           ruff and mypy"
@@ -44,6 +46,13 @@ demo: $(STAMP)
 	$(BIN)/betml sweep ensemble --config configs/sweeps/demo-lightgbm.yaml --promote
 	$(BIN)/betml sweep classifier --config configs/sweeps/demo-classifier.yaml --promote
 	$(BIN)/betml models report
+	BIN=$(BIN) cluster/deploy/local.sh up
+
+serve-up: $(STAMP)
+	BIN=$(BIN) cluster/deploy/local.sh up
+
+serve-down: $(STAMP)
+	BIN=$(BIN) cluster/deploy/local.sh down
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -m "not learning" $(PYTEST_ARGS)
