@@ -434,6 +434,65 @@ class Recommendation:
         return self.stake > 0.0
 
 
+@dataclass(frozen=True)
+class Recommendations:
+    """:class:`Recommendation` of many selections at once: one array per field, same order."""
+
+    probability: np.ndarray
+    odds: np.ndarray
+    fair_odds: np.ndarray
+    expected_value: np.ndarray
+    kelly_fraction: np.ndarray
+    stake: np.ndarray
+    minimum_acceptable_odds: np.ndarray
+    tier: np.ndarray
+    """Tier letters, ``"A"``..``"D"``."""
+
+    def __getitem__(self, i: int) -> Recommendation:
+        return Recommendation(
+            probability=float(self.probability[i]),
+            odds=float(self.odds[i]),
+            fair_odds=float(self.fair_odds[i]),
+            expected_value=float(self.expected_value[i]),
+            kelly_fraction=float(self.kelly_fraction[i]),
+            stake=float(self.stake[i]),
+            minimum_acceptable_odds=float(self.minimum_acceptable_odds[i]),
+            tier=SignalTier(str(self.tier[i])),
+        )
+
+
+def recommend_all(
+    probabilities: ArrayLike,
+    odds: ArrayLike,
+    *,
+    bankroll: float = 1.0,
+    kelly_multiplier: float = 0.25,
+    min_edge: float = 0.02,
+) -> Recommendations:
+    """The recommendations of many selections at once, by the rules of :func:`recommend`."""
+    p = np.atleast_1d(_probability(probabilities, positive=True))
+    price = np.atleast_1d(_odds(odds))
+    if p.shape != price.shape:
+        raise InvalidInput(f"probabilities {p.shape} and odds {price.shape} differ in shape")
+    money = _single(_bankroll(bankroll), "bankroll")
+    multiplier = _single(_unit_fraction(kelly_multiplier, "kelly_multiplier"), "kelly_multiplier")
+    margin = _single(_as_float_array(min_edge, "min_edge"), "min_edge")
+    value = p * price - 1.0
+    tiers = signal_tiers(value)
+    full = _full_kelly(p, price)
+    bets = (tiers != SignalTier.D.value) & (value >= margin - EDGE_TOLERANCE)
+    return Recommendations(
+        probability=p,
+        odds=price,
+        fair_odds=1.0 / p,
+        expected_value=value,
+        kelly_fraction=full,
+        stake=np.where(bets, money * multiplier * full, 0.0),
+        minimum_acceptable_odds=np.atleast_1d(minimum_acceptable_odds(p, margin)),
+        tier=tiers,
+    )
+
+
 def recommend(
     probability: float,
     odds: float,
@@ -446,25 +505,11 @@ def recommend(
 
     The stake is fractional Kelly (``kelly_multiplier`` of full Kelly, of ``bankroll``) and is
     zero unless the edge reaches both ``min_edge`` and tier C (within EDGE_TOLERANCE); so with
-    ``min_edge`` above 0.02 a C (or B) selection may show its tier with a zero stake.
+    ``min_edge`` above 0.02 a C (or B) selection may show its tier with a zero stake. For many
+    selections at once use :func:`recommend_all`.
     """
     p = _single(_probability(probability, positive=True), "probability")
     price = _single(_odds(odds), "odds")
-    money = _single(_bankroll(bankroll), "bankroll")
-    multiplier = _single(_unit_fraction(kelly_multiplier, "kelly_multiplier"), "kelly_multiplier")
-    margin = _single(_as_float_array(min_edge, "min_edge"), "min_edge")
-    lowest_odds = float(minimum_acceptable_odds(p, margin))
-    value = p * price - 1.0
-    tier = signal_tier(value)
-    full = float(_full_kelly(np.asarray(p), np.asarray(price)))
-    bets = tier is not SignalTier.D and value >= margin - EDGE_TOLERANCE
-    return Recommendation(
-        probability=p,
-        odds=price,
-        fair_odds=1.0 / p,
-        expected_value=value,
-        kelly_fraction=full,
-        stake=money * multiplier * full if bets else 0.0,
-        minimum_acceptable_odds=lowest_odds,
-        tier=tier,
-    )
+    return recommend_all(
+        [p], [price], bankroll=bankroll, kelly_multiplier=kelly_multiplier, min_edge=min_edge
+    )[0]

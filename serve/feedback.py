@@ -22,12 +22,10 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from pydantic import ValidationError
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine
 
-from betting import schema
 from betting.ingest import ImportReport
-from betting.ingest.backtest_export import MLExport, import_backtest_export
+from betting.ingest.backtest_export import MLExport, import_backtest_export, stored_run_id
 from betting.store import session_scope
 from serve.errors import BadRequest, FieldViolation
 from serve.proto.betml.v1 import ml_service_pb2 as pb
@@ -185,19 +183,6 @@ def run_key(export: MLExport) -> pb.BacktestRunKey:
         strategy_version=export.strategy.version,
         period_start=_timestamp(export.summary.period_start),
         period_end=_timestamp(export.summary.period_end),
-    )
-
-
-def stored_run_id(session: Session, export: MLExport) -> int | None:
-    """Id of the stored run with the export's strategy id, version and period, if any."""
-    run = schema.BacktestRun
-    return session.scalar(
-        select(run.id).where(
-            run.strategy_id == export.strategy.id,
-            run.strategy_version == export.strategy.version,
-            run.period_start == export.summary.period_start,
-            run.period_end == export.summary.period_end,
-        )
     )
 
 

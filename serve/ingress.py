@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from google.protobuf.message import Message
+from mlflow import MlflowClient
 from ray import serve
 from ray.serve import metrics
 from ray.serve.grpc_util import RayServegRPCContext
@@ -138,6 +139,10 @@ class Ingress:
         self.metrics.feedback.inc(tags={"status": status})
         if status == "added" and self.feedback_loop is not None:
             self.feedback_loop.after_feedback()
+
+    def mlflow(self) -> MlflowClient:
+        """The application's MLflow tracking and registry client (created on first use)."""
+        return self.training.mlflow()
 
     def store_engine(self) -> Engine:
         """The store's engine (opened and migrated on first use; call it off the event loop)."""

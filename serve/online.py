@@ -39,6 +39,22 @@ _BATCH_FRAMES = ("events", "markets", "selections", "odds", "results")
 
 
 @dataclass(frozen=True)
+class QuoteTable:
+    """An event's prices as arrays, one entry per quote (what picking best prices reads)."""
+
+    market_keys: np.ndarray
+    selections: np.ndarray
+    bookmakers: np.ndarray
+    captured_at: np.ndarray
+    prices: np.ndarray
+
+    @classmethod
+    def of(cls, quotes: pd.DataFrame) -> QuoteTable:
+        columns = ("market_key", "selection", "bookmaker", "captured_at", "price")
+        return cls(*(quotes[c].to_numpy() for c in columns))
+
+
+@dataclass(frozen=True)
 class EventRows:
     """One event's selection rows with their features, and its odds snapshots."""
 
@@ -51,10 +67,17 @@ class EventRows:
     _markets: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = field(
         default_factory=dict, repr=False, compare=False
     )
+    _quote_tables: dict[str, QuoteTable] = field(default_factory=dict, repr=False, compare=False)
 
     def market(self, market_key: str) -> pd.DataFrame:
         """The rows of one market, in selection order (read-only)."""
         return self._market(market_key)[0]
+
+    def quote_table(self) -> QuoteTable:
+        """The event's prices as arrays (built once per event)."""
+        if "" not in self._quote_tables:
+            self._quote_tables[""] = QuoteTable.of(self.quotes)
+        return self._quote_tables[""]
 
     def model_input(self, market_key: str) -> pd.DataFrame:
         """What a model deployment needs of the market: keys and ``FEATURE_COLUMNS``."""
@@ -90,7 +113,9 @@ class SportHistory:
         """``build_features`` over every stored event of the sport (computed once)."""
         with self._lock:
             if self._features is None:
-                self._features = build_features(self.frame)
+                # copy(): one block per dtype, so each event's slices (and their concatenation
+                # in a BatchPredict) are cheap.
+                self._features = build_features(self.frame).copy()
                 self._rows_of = self._features.groupby("event_key", sort=False).indices
                 self._odds_of = self.odds.groupby("event_key", sort=False).indices
         return self._features

@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 
 from betting.frames import PSEUDO_BOOKMAKER_PREFIX
-from betting.odds import recommend
+from betting.odds import recommend_all
 from serve.errors import BadRequest, FieldViolation
 from serve.models import ModelInfo
+from serve.online import QuoteTable
 from serve.proto.betml.v1 import ml_service_pb2 as pb
 from serve.requests import MarketRequest
 
@@ -25,7 +26,10 @@ _P_FLOOR = 1e-12
 
 
 def best_prices(
-    quotes: pd.DataFrame, market_key: str, selections: list[str], bookmakers: tuple[str, ...]
+    quotes: pd.DataFrame | QuoteTable,
+    market_key: str,
+    selections: list[str],
+    bookmakers: tuple[str, ...],
 ) -> dict[str, tuple[float, str]]:
     """Per selection, the best of the bookmakers' latest prices: ``(price, bookmaker)``.
 
@@ -37,8 +41,9 @@ def best_prices(
         bookmakers: the bookmakers the caller bets with; empty: every bookmaker but the
             ``market_`` aggregates.
     """
-    columns = ("market_key", "selection", "bookmaker", "captured_at", "price")
-    market_keys, names, books, times, prices = (quotes[c].to_numpy() for c in columns)
+    table = quotes if isinstance(quotes, QuoteTable) else QuoteTable.of(quotes)
+    market_keys, names, books = table.market_keys, table.selections, table.bookmakers
+    times, prices = table.captured_at, table.prices
     latest: dict[tuple[str, str], tuple[pd.Timestamp, float]] = {}
     for i in np.flatnonzero(market_keys == market_key):
         bookmaker = str(books[i])
@@ -72,7 +77,7 @@ def _missing_price(item: MarketRequest, missing: list[str]) -> BadRequest:
 def prediction_response(
     item: MarketRequest,
     rows: pd.DataFrame,
-    quotes: pd.DataFrame,
+    quotes: pd.DataFrame | QuoteTable,
     probabilities: np.ndarray,
     model: ModelInfo,
     now: datetime,
@@ -96,23 +101,25 @@ def prediction_response(
     if missing:
         raise _missing_price(item, missing)
     staking = item.staking
+    odds = np.array([prices[s][0] for s in selections], dtype=float)
+    p = np.clip(np.asarray(probabilities, dtype=float), _P_FLOOR, 1.0)
+    recs = recommend_all(
+        p, odds, bankroll=1.0, kelly_multiplier=staking.kelly_multiplier,
+        min_edge=staking.min_edge,
+    )  # fmt: skip
+    fractions = recs.stake
+    if staking.max_stake_fraction is not None:
+        fractions = np.minimum(fractions, staking.max_stake_fraction)
     answers = []
-    for selection, probability in zip(selections, probabilities, strict=True):
-        price, bookmaker = prices[selection]
-        p = float(min(max(probability, _P_FLOOR), 1.0))
-        rec = recommend(
-            p, price, bankroll=1.0, kelly_multiplier=staking.kelly_multiplier,
-            min_edge=staking.min_edge,
-        )  # fmt: skip
-        fraction = rec.stake
-        if staking.max_stake_fraction is not None:
-            fraction = min(fraction, staking.max_stake_fraction)
+    for i, selection in enumerate(selections):
+        fraction = float(fractions[i])
         answer = pb.SelectionPrediction(
-            selection=selection, probability=rec.probability, fair_odds=rec.fair_odds,
-            odds=rec.odds, bookmaker=bookmaker, expected_value=rec.expected_value,
-            kelly_fraction=rec.kelly_fraction, stake_fraction=fraction,
-            minimum_acceptable_odds=rec.minimum_acceptable_odds, tier=TIERS[rec.tier.value],
-            is_bet=fraction > 0.0,
+            selection=selection, probability=float(recs.probability[i]),
+            fair_odds=float(recs.fair_odds[i]), odds=float(recs.odds[i]),
+            bookmaker=prices[selection][1], expected_value=float(recs.expected_value[i]),
+            kelly_fraction=float(recs.kelly_fraction[i]), stake_fraction=fraction,
+            minimum_acceptable_odds=float(recs.minimum_acceptable_odds[i]),
+            tier=TIERS[str(recs.tier[i])], is_bet=fraction > 0.0,
         )  # fmt: skip
         if staking.bankroll is not None:
             answer.recommended_stake = fraction * staking.bankroll

@@ -213,7 +213,7 @@ class PredictionService:
             raise answer.error
         assert answer.probabilities is not None and answer.model is not None
         response = prediction_response(
-            item, routed.rows, event.quotes, answer.probabilities, answer.model, now
+            item, routed.rows, event.quote_table(), answer.probabilities, answer.model, now
         )
         if item.staking.include_agent_stake:
             ask = AgentAsk(item, event.sport, routed.rows, response, agent_state)
@@ -266,7 +266,7 @@ class PredictionService:
                     raise answer.error
                 assert answer.probabilities is not None and answer.model is not None
                 results[i] = prediction_response(
-                    items[i], routed.rows, routed.event.quotes, answer.probabilities,
+                    items[i], routed.rows, routed.event.quote_table(), answer.probabilities,
                     answer.model, now,
                 )  # fmt: skip
             except ServeError as e:
@@ -299,12 +299,13 @@ class PredictionService:
 
     async def _score_group(self, key: tuple[str, str], group: list[_Routed]) -> list[ModelAnswer]:
         """One model call for every market of a group; the answer split back per market."""
-        frames = [
-            r.event.model_input(r.item.market_key).assign(event_key=f"{n}\x1f{r.item.event_key}")
-            for n, r in enumerate(group)
-        ]
+        frames = [r.event.model_input(r.item.market_key) for r in group]
+        batch = pd.concat(frames, ignore_index=True)
+        # A private key per market: the same event twice in a batch stays two markets.
+        private = [f"{n}\x1f{r.item.event_key}" for n, r in enumerate(group)]
+        batch["event_key"] = np.repeat(private, [len(f) for f in frames])
         try:
-            answer = await self._score(*key, pd.concat(frames, ignore_index=True))
+            answer = await self._score(*key, batch)
         except ServeError as e:
             return [ModelAnswer(error=e)] * len(group)
         if answer.error is not None or answer.probabilities is None:

@@ -264,7 +264,8 @@ def load_backtest_export(path: Path | str) -> MLExport:
     return parse_backtest_export(data, source)
 
 
-def _stored_run_id(session: Session, export: MLExport) -> int | None:
+def stored_run_id(session: Session, export: MLExport) -> int | None:
+    """Id of the stored run with the export's strategy id, version and period, if any."""
     run = schema.BacktestRun
     return session.scalar(
         select(run.id).where(
@@ -307,7 +308,7 @@ def import_backtest_export(session: Session, export: MLExport | Path | str) -> I
         source = f"backtest {export.strategy.id}@{export.strategy.version}"
     else:
         source, export = str(export), load_backtest_export(export)
-    if _stored_run_id(session, export) is not None:
+    if stored_run_id(session, export) is not None:
         logger.info("%s: run already stored; skipped", source)
         return ImportReport(source=source, runs_skipped=1)
     run = _run_row(export)
@@ -316,7 +317,7 @@ def import_backtest_export(session: Session, export: MLExport | Path | str) -> I
             session.add(run)
             session.flush()
     except IntegrityError:
-        if _stored_run_id(session, export) is None:
+        if stored_run_id(session, export) is None:
             raise
         logger.info("%s: run stored meanwhile by another import; skipped", source)
         return ImportReport(source=source, runs_skipped=1)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
-from mlflow import MlflowClient
 from pydantic import BaseModel, ConfigDict, Field
 
 from cluster import tracking
@@ -117,13 +116,7 @@ def _holder(version: int | None, score: float | None, holdout: str | None) -> Al
 
 def router(ingress: Ingress) -> APIRouter:
     routes = APIRouter(prefix="/api/v1/models", tags=["models"])
-    clients: dict[str, MlflowClient] = {}
-
-    def client() -> MlflowClient:
-        uri = ingress.settings.mlflow_tracking_uri
-        if uri not in clients:
-            clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        return clients[uri]
+    client = ingress.mlflow
 
     @routes.get("", response_model=ModelList)
     async def list_models(refresh: bool = False, x_api_key: ApiKeyHeader = None) -> Any:

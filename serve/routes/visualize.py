@@ -96,13 +96,7 @@ def _render(body: dict[str, Any], fmt: Format, draw: Callable[[dict[str, Any]], 
 
 def router(ingress: Ingress) -> APIRouter:
     routes = APIRouter(prefix="/api/v1/visualize", tags=["visualize"])
-    clients: dict[str, MlflowClient] = {}
-
-    def client() -> MlflowClient:
-        uri = ingress.settings.mlflow_tracking_uri
-        if uri not in clients:
-            clients[uri] = MlflowClient(tracking_uri=uri, registry_uri=uri)
-        return clients[uri]
+    client = ingress.mlflow
 
     @routes.get("/training-progress/{run_id}", response_model=None)
     async def progress(

@@ -20,8 +20,9 @@ import grpc
 import pytest
 from mlflow import MlflowClient
 
+from betting.batch import EventBatch
 from betting.simulate import simulate
-from betting.store import create_engine_for, migrate, session_scope, write_batch
+from betting.store import create_engine_for, load_batch, migrate, session_scope, write_batch
 from serve.proto.betml.v1 import ml_service_pb2 as pb
 from serve.proto.betml.v1 import ml_service_pb2_grpc as pb_grpc
 
@@ -58,6 +59,35 @@ def train_version(params: dict[str, object]) -> int:
     return result.version
 
 
+def use_league_stores(
+    root: Path, mlflow_template: Path, patch: pytest.MonkeyPatch, experiment: str
+) -> dict[str, str]:
+    """Point betml at a new store and MLflow under ``root`` (through ``patch``), store three
+    simulated seasons of a 10-team league in it; the environment that names them."""
+    from cluster.settings import get_settings
+
+    shutil.copyfile(mlflow_template, root / "mlflow.db")
+    env = {
+        "DATABASE_URL": f"sqlite:///{root / 'betml.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
+        "BETML_DATA_DIR": str(root),
+        "MLFLOW_EXPERIMENT_NAME": experiment,
+        "BETML_ENV": "test",
+        "BETML_API_KEY": API_KEY,
+    }
+    for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "BETML_STORAGE_ROOT"):
+        patch.delenv(name, raising=False)
+    for name, value in env.items():
+        patch.setenv(name, value)
+    get_settings.cache_clear()
+    engine = create_engine_for(env["DATABASE_URL"])
+    migrate(engine)
+    with session_scope(engine) as session:
+        write_batch(session, simulate("football", 3, seed=5, teams=10))
+    engine.dispose()
+    return env
+
+
 def wait_until_serving(
     stub: pb_grpc.MLServiceStub, timeout_s: float = 90.0
 ) -> pb.HealthCheckResponse:
@@ -67,6 +97,16 @@ def wait_until_serving(
         if health.status == pb.SERVING_STATUS_SERVING or time.monotonic() > deadline:
             return health
         time.sleep(0.25)
+
+
+@pytest.fixture(scope="module")
+def stored(served: Served) -> EventBatch:
+    """Everything in the application's store, as the tests' source of events."""
+    engine = create_engine_for(served.database_url)
+    with session_scope(engine) as session:
+        batch = load_batch(session)
+    engine.dispose()
+    return batch
 
 
 @pytest.fixture(scope="module")
@@ -81,27 +121,8 @@ def served(
     from serve.config import ServeArgs
 
     root = tmp_path_factory.mktemp("serve-e2e")
-    mlflow_db = root / "mlflow.db"
-    shutil.copyfile(_mlflow_template, mlflow_db)
-    env = {
-        "DATABASE_URL": f"sqlite:///{root / 'betml.db'}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{mlflow_db}",
-        "BETML_DATA_DIR": str(root),
-        "MLFLOW_EXPERIMENT_NAME": "betml-e2e",
-        "BETML_ENV": "test",
-        "BETML_API_KEY": API_KEY,
-    }
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "BETML_STORAGE_ROOT"):
-            patch.delenv(name, raising=False)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        get_settings.cache_clear()
-        engine = create_engine_for(env["DATABASE_URL"])
-        migrate(engine)
-        with session_scope(engine) as session:
-            write_batch(session, simulate("football", 3, seed=5, teams=10))
-        engine.dispose()
+        env = use_league_stores(root, _mlflow_template, patch, "betml-e2e")
         client = tracking.configure_mlflow(get_settings())
         train_version(SMALL)
         tracking.promote(MODEL)

@@ -26,7 +26,6 @@ from betting.batch import EventBatch
 from betting.evaluation import market_ids_of, market_probabilities_from_odds
 from betting.features import FEATURE_COLUMNS, build_features
 from betting.frames import selection_frame
-from betting.store import create_engine_for, load_batch, session_scope
 from cluster import tracking
 from rl.decisions import DECISION_COLUMNS
 from rl.policy import ExportedPolicy, load_policy
@@ -54,15 +53,6 @@ TINY: dict[str, Any] = {
 class Agent:
     policy: ExportedPolicy
     version: int
-
-
-@pytest.fixture(scope="module")
-def stored(served: Served) -> EventBatch:
-    engine = create_engine_for(served.database_url)
-    with session_scope(engine) as session:
-        batch = load_batch(session)
-    engine.dispose()
-    return batch
 
 
 @pytest.fixture(scope="module")

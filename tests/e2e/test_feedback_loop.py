@@ -13,7 +13,6 @@ may fail, and the answers must switch from version 1 to 2 once.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -28,12 +27,11 @@ import pytest
 import yaml
 
 from betting.ingest.backtest_export import EXAMPLE_PATH, load_backtest_export
-from betting.simulate import simulate
-from betting.store import create_engine_for, migrate, session_scope, write_batch
+from betting.store import create_engine_for
 from serve.feedback import export_to_proto
 from serve.proto.betml.v1 import ml_service_pb2 as pb
 from serve.proto.betml.v1 import ml_service_pb2_grpc as pb_grpc
-from tests.e2e.conftest import API_KEY, METADATA, MODEL, train_version
+from tests.e2e.conftest import API_KEY, METADATA, MODEL, train_version, use_league_stores
 from tests.ray_head import RayHead, free_ports, ray_head
 
 pytestmark = pytest.mark.slow
@@ -86,26 +84,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, _mlflow_template: Path) ->
     from cluster.settings import get_settings
 
     root = tmp_path_factory.mktemp("feedback-loop")
-    shutil.copyfile(_mlflow_template, root / "mlflow.db")
-    env = {
-        "DATABASE_URL": f"sqlite:///{root / 'betml.db'}",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
-        "MLFLOW_EXPERIMENT_NAME": "betml-feedback-loop",
-        "BETML_DATA_DIR": str(root),
-        "BETML_ENV": "test",
-        "BETML_API_KEY": API_KEY,
-    }
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "BETML_STORAGE_ROOT"):
-            patch.delenv(name, raising=False)
-        for name, value in env.items():
-            patch.setenv(name, value)
-        get_settings.cache_clear()
-        engine = create_engine_for(env["DATABASE_URL"])
-        migrate(engine)
-        with session_scope(engine) as session:
-            write_batch(session, simulate("football", 3, seed=5, teams=10))
-        engine.dispose()
+        use_league_stores(root, _mlflow_template, patch, "betml-feedback-loop")
         tracking.configure_mlflow(get_settings())
         assert train_version(WEAK) == 1
         tracking.promote(MODEL)

@@ -11,7 +11,6 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 
 from betting.batch import EventBatch
-from betting.store import create_engine_for, load_batch, session_scope
 from cluster import tracking
 from serve.proto.betml.v1 import ml_service_pb2 as pb
 from tests.e2e.conftest import API_KEY, METADATA, MODEL, Served
@@ -21,15 +20,6 @@ pytestmark = pytest.mark.slow
 
 HEADERS = {"x-api-key": API_KEY}
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def stored(served: Served) -> EventBatch:
-    engine = create_engine_for(served.database_url)
-    with session_scope(engine) as session:
-        batch = load_batch(session)
-    engine.dispose()
-    return batch
 
 
 @pytest.fixture(scope="module")

@@ -25,22 +25,12 @@ from betting.batch import EventBatch
 from betting.features import FEATURE_COLUMNS, FEATURE_SCHEMA_VERSION, build_features
 from betting.frames import selection_frame
 from betting.odds import recommend
-from betting.store import create_engine_for, load_batch, session_scope
 from cluster import tracking
 from serve.proto.betml.v1 import ml_service_pb2 as pb
 from tests.e2e.conftest import API_KEY, METADATA, MODEL, SMALL, Served, train_version
 from tests.serving import as_raw_event
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def stored(served: Served) -> EventBatch:
-    engine = create_engine_for(served.database_url)
-    with session_scope(engine) as session:
-        batch = load_batch(session)
-    engine.dispose()
-    return batch
 
 
 @pytest.fixture(scope="module")

@@ -448,3 +448,18 @@ def test_other_bad_input_raises() -> None:
         recommend(np.array([0.5, 0.6]), 2.0)  # type: ignore[arg-type]
     with pytest.raises(InvalidInput, match="kelly_multiplier"):
         recommend(0.6, 2.0, kelly_multiplier=2.0)
+
+
+def test_recommend_all_equals_recommend_one_by_one() -> None:
+    from betting.odds import recommend_all
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0.02, 0.9, 200)
+    odds = rng.uniform(1.05, 30.0, 200)
+    many = recommend_all(p, odds, bankroll=250.0, kelly_multiplier=0.5, min_edge=0.04)
+    for i in range(len(p)):
+        assert many[i] == recommend(p[i], odds[i], bankroll=250.0, kelly_multiplier=0.5,
+                                    min_edge=0.04)  # fmt: skip
+    assert {str(t) for t in many.tier} >= {"A", "D"}
+    with pytest.raises(InvalidInput, match="shape"):
+        recommend_all([0.5, 0.5], [2.0])
