@@ -32,6 +32,7 @@ from serve.access import API_KEY_METADATA, Access, check_api_key, refusal, reque
 from serve.config import ServeArgs
 from serve.errors import (
     STATUS_DETAILS_KEY,
+    BadRequest,
     status_details,
 )
 from serve.feedback import FeedbackIntake
@@ -52,7 +53,7 @@ from serve.routes import (
 )
 from serve.service import PredictionService, service_version
 from serve.strategies import StrategyService, generation_counter
-from serve.training_jobs import TrainingJobs
+from serve.training_jobs import TrainingJobs, job_message, training_request
 
 logger = logging.getLogger(__name__)
 
@@ -236,6 +237,41 @@ class Ingress:
     ) -> pb.HealthCheckResponse:
         return await self._answer(
             "HealthCheck", self.service.health_check, pb.HealthCheckResponse, grpc_context, "open"
+        )
+
+    async def StartTraining(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.StartTrainingRequest, grpc_context: RayServegRPCContext
+    ) -> pb.StartTrainingResponse:
+        async def start() -> pb.StartTrainingResponse:
+            job = await self.training.start(training_request(request))
+            return pb.StartTrainingResponse(job=job_message(job))
+
+        return await self._answer(
+            "StartTraining", start, pb.StartTrainingResponse, grpc_context, "write"
+        )
+
+    async def GetTrainingJob(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.GetTrainingJobRequest, grpc_context: RayServegRPCContext
+    ) -> pb.GetTrainingJobResponse:
+        async def get() -> pb.GetTrainingJobResponse:
+            if not request.job_id:
+                raise BadRequest.of("job_id", "is required")
+            job = await self.training.get(request.job_id)
+            return pb.GetTrainingJobResponse(job=job_message(job))
+
+        return await self._answer(
+            "GetTrainingJob", get, pb.GetTrainingJobResponse, grpc_context, "read"
+        )
+
+    async def ListTrainingJobs(  # noqa: N802 - Serve calls the method named like the RPC
+        self, request: pb.ListTrainingJobsRequest, grpc_context: RayServegRPCContext
+    ) -> pb.ListTrainingJobsResponse:
+        async def listed() -> pb.ListTrainingJobsResponse:
+            jobs = await self.training.list()
+            return pb.ListTrainingJobsResponse(jobs=[job_message(j) for j in jobs])
+
+        return await self._answer(
+            "ListTrainingJobs", listed, pb.ListTrainingJobsResponse, grpc_context, "read"
         )
 
     async def EvaluateStrategy(  # noqa: N802 - Serve calls the method named like the RPC

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from mlflow import MlflowClient
+from pydantic import ValidationError
 
 from betting.errors import ConfigError, NotFound
 from cluster import jobs, tracking
@@ -30,7 +31,8 @@ from cluster.retraining import (
     TrainingRequest,
 )
 from cluster.settings import Settings
-from serve.errors import BadRequest, ModelUnavailable, ResourceNotFound
+from serve.errors import BadRequest, FieldViolation, ModelUnavailable, ResourceNotFound
+from serve.proto.betml.v1 import ml_service_pb2 as pb
 
 logger = logging.getLogger(__name__)
 
@@ -227,3 +229,47 @@ class TrainingJobs:
 def as_dict(job: TrainingJob) -> dict[str, Any]:
     """A job as the JSON the routes answer."""
     return asdict(job)
+
+
+def training_request(request: pb.StartTrainingRequest) -> TrainingRequest:
+    """The checked request of StartTraining (INVALID_ARGUMENT naming each bad field)."""
+    fields: dict[str, Any] = {
+        "family": request.family,
+        "config": request.config,
+        "promote": request.promote,
+        "mode": request.mode or "sweep",
+    }
+    if request.HasField("trials"):
+        fields["trials"] = request.trials
+    try:
+        return TrainingRequest.model_validate(fields)
+    except ValidationError as e:
+        violations = []
+        for problem in e.errors():
+            where = ".".join(str(p) for p in problem["loc"]) or "request"
+            violations.append(FieldViolation(where, f"{problem['msg']} (got {problem['input']!r})"))
+        raise BadRequest(violations) from e
+
+
+def job_message(job: TrainingJob) -> pb.TrainingJob:
+    """A job as the gRPC answer."""
+    out = pb.TrainingJob(
+        job_id=job.job_id, status=job.status, purpose=job.purpose, command=job.command,
+        message=job.message or "", log_tail=job.log_tail or "",
+    )  # fmt: skip
+    if job.start_time is not None:
+        out.start_time.FromDatetime(job.start_time)
+    if job.end_time is not None:
+        out.end_time.FromDatetime(job.end_time)
+    if job.exit_code is not None:
+        out.exit_code = job.exit_code
+    p = job.progress
+    out.progress.CopyFrom(pb.TrainingProgress(
+        trials_started=p.trials_started, trials_finished=p.trials_finished,
+        metric=p.metric or "", mlflow_run_id=p.mlflow_run_id or "", model_name=p.model_name or "",
+    ))  # fmt: skip
+    if p.best_metric is not None:
+        out.progress.best_metric = p.best_metric
+    if p.registered_version is not None:
+        out.progress.registered_version = p.registered_version
+    return out

@@ -192,6 +192,14 @@ def test_feedback_retrains_promotes_and_serves_the_new_champion(cluster: Cluster
     assert detail["progress"]["model_name"] == MODEL
     assert detail["progress"]["registered_version"] == 2
     assert detail["progress"]["mlflow_run_id"]
+    # The same job over gRPC.
+    listed = cluster.stub.ListTrainingJobs(pb.ListTrainingJobsRequest(), metadata=METADATA,
+                                           timeout=30)  # fmt: skip
+    assert job["job_id"] in {j.job_id for j in listed.jobs}
+    found = cluster.stub.GetTrainingJob(pb.GetTrainingJobRequest(job_id=job["job_id"]),
+                                        metadata=METADATA, timeout=30).job  # fmt: skip
+    assert found.status == "SUCCEEDED" and found.purpose == "retraining"
+    assert found.progress.registered_version == 2 and found.HasField("end_time")
     # The same feedback again is skipped, and nothing is retrained for it.
     again = cluster.stub.SubmitBacktestFeedback(
         pb.SubmitBacktestFeedbackRequest(export=export), metadata=METADATA, timeout=30
@@ -225,3 +233,9 @@ def test_training_through_the_api_reports_progress_and_failures(cluster: Cluster
                         json={**body, "config": "configs/train/absent.yaml"}, headers=headers,
                         timeout=30)  # fmt: skip
     assert absent.status_code == 422 and "config" in absent.text
+    with pytest.raises(grpc.RpcError) as caught:
+        cluster.stub.StartTraining(
+            pb.StartTrainingRequest(family="ensemble", config="configs/train/absent.yaml"),
+            metadata=METADATA, timeout=30,
+        )  # fmt: skip
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT

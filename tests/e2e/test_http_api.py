@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import grpc
 import httpx
 import numpy as np
 import pytest
@@ -145,6 +146,25 @@ def test_training_needs_a_cluster_with_the_jobs_api(served: Served) -> None:
     assert outside.status_code == 422 and "config" in violations(outside)
     trials = post(served, "/api/v1/models/train", {**body, "mode": "train"}, headers=HEADERS)
     assert trials.status_code == 422 and "trials" in trials.text
+
+
+def test_training_rpcs_refuse_clearly_without_a_jobs_api(served: Served) -> None:
+    start = pb.StartTrainingRequest(family="ensemble", config="configs/sweeps/demo-lightgbm.yaml")
+    with pytest.raises(grpc.RpcError) as caught:
+        served.stub.StartTraining(start, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED  # writes always need the key
+    with pytest.raises(grpc.RpcError) as caught:
+        served.stub.StartTraining(start, metadata=METADATA, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert "training jobs cannot be submitted" in (caught.value.details() or "")
+    bad = pb.StartTrainingRequest(family="boosting", config="configs/../secrets.yaml")
+    with pytest.raises(grpc.RpcError) as caught:
+        served.stub.StartTraining(bad, metadata=METADATA, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "family" in (caught.value.details() or "") and "config" in (caught.value.details() or "")
+    with pytest.raises(grpc.RpcError) as caught:
+        served.stub.GetTrainingJob(pb.GetTrainingJobRequest(), metadata=METADATA, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_feature_importance_chart(served: Served) -> None:

@@ -41,6 +41,9 @@ RPCS = [
     "SubmitBacktestFeedback",
     "GetFeatures",
     "HealthCheck",
+    "StartTraining",
+    "GetTrainingJob",
+    "ListTrainingJobs",
 ]
 GO_PACKAGE = "github.com/betml/betml/gen/go/betml/v1;betmlv1"
 
@@ -156,7 +159,7 @@ def test_make_proto_entry_point_runs(tmp_path: Path) -> None:
 # --- descriptors -----------------------------------------------------------------------------
 
 
-def test_service_has_the_seven_unary_rpcs_named_by_buf_style() -> None:
+def test_service_has_the_unary_rpcs_named_by_buf_style() -> None:
     service = pb.DESCRIPTOR.services_by_name["MLService"]
     assert service.full_name == "betml.v1.MLService"
     assert [m.name for m in service.methods] == RPCS

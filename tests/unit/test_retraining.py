@@ -76,3 +76,20 @@ def test_training_request_commands_and_refusals() -> None:
     for bad in bad_fields:
         with pytest.raises(ValidationError):
             TrainingRequest.model_validate({**good, **bad})
+
+
+def test_start_training_request_from_proto() -> None:
+    from serve.errors import BadRequest
+    from serve.proto.betml.v1 import ml_service_pb2 as pb
+    from serve.training_jobs import training_request
+
+    good = pb.StartTrainingRequest(family="ensemble", config="configs/sweeps/lightgbm.yaml",
+                                   trials=3, promote=True)  # fmt: skip
+    assert training_request(good).command()[-3:] == ["--trials", "3", "--promote"]
+    one = pb.StartTrainingRequest(
+        family="classifier", mode="train", config="configs/train/classifier.yaml"
+    )
+    assert training_request(one).mode == "train"
+    with pytest.raises(BadRequest) as caught:
+        training_request(pb.StartTrainingRequest(family="boosting", config="/etc/x.yaml"))
+    assert {v.field for v in caught.value.violations} == {"family", "config"}

@@ -710,3 +710,87 @@ class HealthCheckResponse(_message.Message):
     service_version: str
     feature_schema_version: str
     def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., models: _Optional[_Iterable[_Union[ModelHealth, _Mapping]]] = ..., service_version: _Optional[str] = ..., feature_schema_version: _Optional[str] = ...) -> None: ...
+
+class StartTrainingRequest(_message.Message):
+    __slots__ = ("family", "mode", "config", "trials", "promote")
+    FAMILY_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FIELD_NUMBER: _ClassVar[int]
+    PROMOTE_FIELD_NUMBER: _ClassVar[int]
+    family: str
+    mode: str
+    config: str
+    trials: int
+    promote: bool
+    def __init__(self, family: _Optional[str] = ..., mode: _Optional[str] = ..., config: _Optional[str] = ..., trials: _Optional[int] = ..., promote: _Optional[bool] = ...) -> None: ...
+
+class TrainingProgress(_message.Message):
+    __slots__ = ("trials_started", "trials_finished", "best_metric", "metric", "mlflow_run_id", "model_name", "registered_version")
+    TRIALS_STARTED_FIELD_NUMBER: _ClassVar[int]
+    TRIALS_FINISHED_FIELD_NUMBER: _ClassVar[int]
+    BEST_METRIC_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    MLFLOW_RUN_ID_FIELD_NUMBER: _ClassVar[int]
+    MODEL_NAME_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    trials_started: int
+    trials_finished: int
+    best_metric: float
+    metric: str
+    mlflow_run_id: str
+    model_name: str
+    registered_version: int
+    def __init__(self, trials_started: _Optional[int] = ..., trials_finished: _Optional[int] = ..., best_metric: _Optional[float] = ..., metric: _Optional[str] = ..., mlflow_run_id: _Optional[str] = ..., model_name: _Optional[str] = ..., registered_version: _Optional[int] = ...) -> None: ...
+
+class TrainingJob(_message.Message):
+    __slots__ = ("job_id", "status", "purpose", "command", "message", "start_time", "end_time", "exit_code", "log_tail", "progress")
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    START_TIME_FIELD_NUMBER: _ClassVar[int]
+    END_TIME_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    LOG_TAIL_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    status: str
+    purpose: str
+    command: str
+    message: str
+    start_time: _timestamp_pb2.Timestamp
+    end_time: _timestamp_pb2.Timestamp
+    exit_code: int
+    log_tail: str
+    progress: TrainingProgress
+    def __init__(self, job_id: _Optional[str] = ..., status: _Optional[str] = ..., purpose: _Optional[str] = ..., command: _Optional[str] = ..., message: _Optional[str] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exit_code: _Optional[int] = ..., log_tail: _Optional[str] = ..., progress: _Optional[_Union[TrainingProgress, _Mapping]] = ...) -> None: ...
+
+class GetTrainingJobRequest(_message.Message):
+    __slots__ = ("job_id",)
+    JOB_ID_FIELD_NUMBER: _ClassVar[int]
+    job_id: str
+    def __init__(self, job_id: _Optional[str] = ...) -> None: ...
+
+class StartTrainingResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: TrainingJob
+    def __init__(self, job: _Optional[_Union[TrainingJob, _Mapping]] = ...) -> None: ...
+
+class GetTrainingJobResponse(_message.Message):
+    __slots__ = ("job",)
+    JOB_FIELD_NUMBER: _ClassVar[int]
+    job: TrainingJob
+    def __init__(self, job: _Optional[_Union[TrainingJob, _Mapping]] = ...) -> None: ...
+
+class ListTrainingJobsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTrainingJobsResponse(_message.Message):
+    __slots__ = ("jobs",)
+    JOBS_FIELD_NUMBER: _ClassVar[int]
+    jobs: _containers.RepeatedCompositeFieldContainer[TrainingJob]
+    def __init__(self, jobs: _Optional[_Iterable[_Union[TrainingJob, _Mapping]]] = ...) -> None: ...

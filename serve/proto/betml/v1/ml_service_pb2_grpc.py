@@ -71,6 +71,21 @@ class MLServiceStub:
                 request_serializer=betml_dot_v1_dot_ml__service__pb2.HealthCheckRequest.SerializeToString,
                 response_deserializer=betml_dot_v1_dot_ml__service__pb2.HealthCheckResponse.FromString,
                 _registered_method=True)
+        self.StartTraining = channel.unary_unary(
+                '/betml.v1.MLService/StartTraining',
+                request_serializer=betml_dot_v1_dot_ml__service__pb2.StartTrainingRequest.SerializeToString,
+                response_deserializer=betml_dot_v1_dot_ml__service__pb2.StartTrainingResponse.FromString,
+                _registered_method=True)
+        self.GetTrainingJob = channel.unary_unary(
+                '/betml.v1.MLService/GetTrainingJob',
+                request_serializer=betml_dot_v1_dot_ml__service__pb2.GetTrainingJobRequest.SerializeToString,
+                response_deserializer=betml_dot_v1_dot_ml__service__pb2.GetTrainingJobResponse.FromString,
+                _registered_method=True)
+        self.ListTrainingJobs = channel.unary_unary(
+                '/betml.v1.MLService/ListTrainingJobs',
+                request_serializer=betml_dot_v1_dot_ml__service__pb2.ListTrainingJobsRequest.SerializeToString,
+                response_deserializer=betml_dot_v1_dot_ml__service__pb2.ListTrainingJobsResponse.FromString,
+                _registered_method=True)
 
 
 class MLServiceServicer:
@@ -135,6 +150,29 @@ class MLServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def StartTraining(self, request, context):
+        """Starts a training run or a sweep as a job on the Ray cluster the service runs on, and
+        answers at once with the job (PENDING). Needs the x-api-key always. UNAVAILABLE when the
+        service cannot reach the cluster's Jobs API.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTrainingJob(self, request, context):
+        """A training job's status and progress (NOT_FOUND for an unknown job). Read-only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTrainingJobs(self, request, context):
+        """The training and retraining jobs the cluster remembers, newest first. Read-only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MLServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -172,6 +210,21 @@ def add_MLServiceServicer_to_server(servicer, server):
                     servicer.HealthCheck,
                     request_deserializer=betml_dot_v1_dot_ml__service__pb2.HealthCheckRequest.FromString,
                     response_serializer=betml_dot_v1_dot_ml__service__pb2.HealthCheckResponse.SerializeToString,
+            ),
+            'StartTraining': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartTraining,
+                    request_deserializer=betml_dot_v1_dot_ml__service__pb2.StartTrainingRequest.FromString,
+                    response_serializer=betml_dot_v1_dot_ml__service__pb2.StartTrainingResponse.SerializeToString,
+            ),
+            'GetTrainingJob': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTrainingJob,
+                    request_deserializer=betml_dot_v1_dot_ml__service__pb2.GetTrainingJobRequest.FromString,
+                    response_serializer=betml_dot_v1_dot_ml__service__pb2.GetTrainingJobResponse.SerializeToString,
+            ),
+            'ListTrainingJobs': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTrainingJobs,
+                    request_deserializer=betml_dot_v1_dot_ml__service__pb2.ListTrainingJobsRequest.FromString,
+                    response_serializer=betml_dot_v1_dot_ml__service__pb2.ListTrainingJobsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -365,6 +418,87 @@ class MLService:
             '/betml.v1.MLService/HealthCheck',
             betml_dot_v1_dot_ml__service__pb2.HealthCheckRequest.SerializeToString,
             betml_dot_v1_dot_ml__service__pb2.HealthCheckResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartTraining(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/betml.v1.MLService/StartTraining',
+            betml_dot_v1_dot_ml__service__pb2.StartTrainingRequest.SerializeToString,
+            betml_dot_v1_dot_ml__service__pb2.StartTrainingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTrainingJob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/betml.v1.MLService/GetTrainingJob',
+            betml_dot_v1_dot_ml__service__pb2.GetTrainingJobRequest.SerializeToString,
+            betml_dot_v1_dot_ml__service__pb2.GetTrainingJobResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTrainingJobs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/betml.v1.MLService/ListTrainingJobs',
+            betml_dot_v1_dot_ml__service__pb2.ListTrainingJobsRequest.SerializeToString,
+            betml_dot_v1_dot_ml__service__pb2.ListTrainingJobsResponse.FromString,
             options,
             channel_credentials,
             insecure,
