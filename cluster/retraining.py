@@ -26,14 +26,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import PurePosixPath
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from betting.errors import BetmlError
 from betting.schema import BacktestRun
-from cluster import jobs
+from cluster import jobs, tracking
 
 logger = logging.getLogger(__name__)
 
@@ -204,6 +205,19 @@ def last_retraining(records: list[jobs.JobRecord]) -> LastRetraining | None:
         feedback_runs=int(newest.metadata.get(FEEDBACK_COUNT_KEY, "0") or 0),
         status=newest.status,
     )
+
+
+def watched_holdout(client: Any, model: str | None) -> tuple[float | None, int | None]:
+    """(holdout log loss, version) of the version ``model`` names (``name`` is its champion);
+    (None, None) when there is no such model or it has no log-loss score."""
+    if model is None:
+        return None, None
+    try:
+        name, version = tracking.resolve(model, client=client)
+    except BetmlError:
+        return None, None
+    raw = client.get_model_version(name, str(version)).tags.get(tracking.TAG_HOLDOUT_LOG_LOSS)
+    return (float(raw) if raw else None), version
 
 
 def live_drift(scores: object, model: str | None, version: int | None) -> tuple[float | None, int]:

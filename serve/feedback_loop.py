@@ -13,12 +13,10 @@ import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from mlflow import MlflowClient
 from sqlalchemy import Engine
 
-from betting.errors import BetmlError
 from betting.store import session_scope
-from cluster import jobs, tracking
+from cluster import jobs
 from cluster.retraining import (
     Decision,
     LoopState,
@@ -28,6 +26,7 @@ from cluster.retraining import (
     live_drift,
     stored_feedback_runs,
     submit_retraining,
+    watched_holdout,
 )
 from serve.monitoring import LiveScores
 from serve.training_jobs import TrainingJobs
@@ -61,24 +60,12 @@ class FeedbackLoop:
         self._pending: asyncio.Task[Decision | None] | None = None
         self._last_error: str | None = None
 
-    def _holdout_log_loss(self) -> tuple[float | None, int | None]:
-        if self.policy.model is None:
-            return None, None
-        client: MlflowClient = self.training.mlflow()
-        try:
-            name, version = tracking.resolve(self.policy.model, client=client)
-        except BetmlError:
-            return None, None
-        tags = client.get_model_version(name, str(version)).tags
-        raw = tags.get(tracking.TAG_HOLDOUT_LOG_LOSS)
-        return (float(raw) if raw else None), version
-
     def state(self) -> LoopState:
         """The triggers' inputs now (store, Jobs API and registry reads: call it in a thread)."""
         with session_scope(self.engine()) as session:
             runs = stored_feedback_runs(session)
         last = last_retraining(jobs.list_jobs(address=self.training.address()))
-        holdout, version = self._holdout_log_loss()
+        holdout, version = watched_holdout(self.training.mlflow(), self.policy.model)
         live, markets = live_drift(self.live.table, self.policy.model, version)
         return LoopState(
             now=datetime.now(UTC), feedback_runs=runs, last=last, live_log_loss=live,

@@ -10,7 +10,7 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from betting.errors import BetmlError, ConfigError
+from betting.errors import ConfigError
 from betting.monitoring import live_scores
 from betting.store import session_scope
 from cluster import jobs, tracking
@@ -24,6 +24,7 @@ from cluster.retraining import (
     live_drift,
     stored_feedback_runs,
     submit_retraining,
+    watched_holdout,
 )
 from cluster.settings import get_settings
 
@@ -62,17 +63,7 @@ def loop_state(policy: RetrainPolicy, address: str | None) -> LoopState:
         runs = stored_feedback_runs(session)
         scores = live_scores(session) if policy.model else None
     last = last_retraining(jobs.list_jobs(address=address))
-    holdout = version = None
-    if policy.model:
-        client = tracking.configure_mlflow(settings)
-        try:
-            name, version = tracking.resolve(policy.model, client=client)
-            raw = client.get_model_version(name, str(version)).tags.get(
-                tracking.TAG_HOLDOUT_LOG_LOSS
-            )
-            holdout = float(raw) if raw else None
-        except BetmlError:
-            version = None
+    holdout, version = watched_holdout(tracking.configure_mlflow(settings), policy.model)
     live, markets = live_drift(scores, policy.model, version)
     return LoopState(datetime.now(UTC), runs, last, live, markets, holdout)
 
