@@ -218,3 +218,41 @@ def test_openapi_lists_every_area(served: Served) -> None:
                  "/api/v1/backtest-results",
                  "/api/v1/predict/strategy-recommendation"):  # fmt: skip
         assert path in paths, path
+
+
+@pytest.fixture(scope="module")
+def race_key(served: Served) -> str:
+    """A stored race, with a LightGBM win model trained on its sport and promoted."""
+    from betting.simulate import simulate
+    from betting.store import create_engine_for, session_scope, write_batch
+    from cluster.training import DataConfig, train_and_log
+    from ensembles.fit import PREDICTOR_PATH, fit_ensemble
+
+    races = simulate("racing", 2, seed=3, events_per_season=60)
+    engine = create_engine_for(served.database_url)
+    with session_scope(engine) as session:
+        write_batch(session, races)
+    engine.dispose()
+    data = DataConfig(sport="racing", market="win", holdout_seasons=1)
+    params = {"kind": "lightgbm", "member_params": {"lightgbm": {"n_estimators": 20}}}
+    result = train_and_log("lightgbm", fit_ensemble, params, data, predictor_path=PREDICTOR_PATH)
+    tracking.promote(result.model_name)
+    return str(races.events["event_key"].iloc[-1])
+
+
+def test_race_outcome_ranks_the_runners(served: Served, race_key: str) -> None:
+    body = {"event_key": race_key, "market_key": "win"}
+    deadline = time.monotonic() + 90
+    while True:  # the racing model loads on first use (503 until then)
+        answer = post(served, "/api/v1/predict/race-outcome", body, headers=HEADERS)
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    ranking = result["ranking"]
+    assert [r["position"] for r in ranking] == list(range(1, len(ranking) + 1))
+    chances = [r["probability"] for r in ranking]
+    assert chances == sorted(chances, reverse=True) and sum(chances) == pytest.approx(1.0)
+    assert len(ranking) == len(result["prediction"]["selections"]) >= 2
+    assert result["prediction"]["model"]["name"] == "betml-lightgbm-racing-win"
