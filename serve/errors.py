@@ -144,13 +144,6 @@ class Unauthenticated(ServeError):
     http_status = 401
 
 
-class Unimplemented(ServeError):
-    """UNIMPLEMENTED: the method (or option) is part of the contract but not served yet."""
-
-    code = grpc.StatusCode.UNIMPLEMENTED
-    http_status = 501
-
-
 class Internal(ServeError):
     """INTERNAL: a bug; the message says nothing about the internals."""
 
