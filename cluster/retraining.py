@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from pathlib import PurePosixPath
 from typing import Any, Literal
 
+import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -220,17 +221,36 @@ def watched_holdout(client: Any, model: str | None) -> tuple[float | None, int |
     return (float(raw) if raw else None), version
 
 
-def live_drift(scores: object, model: str | None, version: int | None) -> tuple[float | None, int]:
-    """(live log loss, settled markets) of ``model`` version ``version`` in a live-scores table."""
-    import pandas as pd
-
-    if model is None or version is None or not isinstance(scores, pd.DataFrame) or scores.empty:
+def live_drift(
+    scores: pd.DataFrame | None, model: str | None, version: int | None
+) -> tuple[float | None, int]:
+    """(live log loss, settled markets) of ``model`` version ``version`` in a live-scores table
+    (:func:`betting.monitoring.live_scores`)."""
+    if model is None or version is None or scores is None or scores.empty:
         return None, 0
     rows = scores[(scores["model_name"] == model) & (scores["model_version"] == str(version))]
     if rows.empty:
         return None, 0
     value = float(rows["log_loss"].iloc[0])
     return (value if math.isfinite(value) else None), int(rows["markets"].iloc[0])
+
+
+def loop_state(
+    policy: RetrainPolicy,
+    *,
+    feedback_runs: int,
+    records: list[jobs.JobRecord],
+    client: Any,
+    scores: pd.DataFrame | None,
+) -> LoopState:
+    """The triggers' inputs from what was read: the stored backtest runs, the cluster's jobs, the
+    registry (``client``) and the live scores."""
+    holdout, version = watched_holdout(client, policy.model)
+    live, markets = live_drift(scores, policy.model, version)
+    return LoopState(
+        now=datetime.now(UTC), feedback_runs=feedback_runs, last=last_retraining(records),
+        live_log_loss=live, live_markets=markets, holdout_log_loss=holdout,
+    )  # fmt: skip
 
 
 def submit_retraining(

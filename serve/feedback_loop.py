@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
@@ -22,11 +21,9 @@ from cluster.retraining import (
     LoopState,
     RetrainPolicy,
     decide,
-    last_retraining,
-    live_drift,
+    loop_state,
     stored_feedback_runs,
     submit_retraining,
-    watched_holdout,
 )
 from serve.monitoring import LiveScores
 from serve.training_jobs import TrainingJobs
@@ -64,12 +61,10 @@ class FeedbackLoop:
         """The triggers' inputs now (store, Jobs API and registry reads: call it in a thread)."""
         with session_scope(self.engine()) as session:
             runs = stored_feedback_runs(session)
-        last = last_retraining(jobs.list_jobs(address=self.training.address()))
-        holdout, version = watched_holdout(self.training.mlflow(), self.policy.model)
-        live, markets = live_drift(self.live.table, self.policy.model, version)
-        return LoopState(
-            now=datetime.now(UTC), feedback_runs=runs, last=last, live_log_loss=live,
-            live_markets=markets, holdout_log_loss=holdout,
+        return loop_state(
+            self.policy, feedback_runs=runs,
+            records=jobs.list_jobs(address=self.training.address()),
+            client=self.training.mlflow(), scores=self.live.table,
         )  # fmt: skip
 
     async def check(self) -> Decision | None:
@@ -81,10 +76,12 @@ class FeedbackLoop:
                 state = await asyncio.to_thread(self.state)
                 decision = decide(self.policy, state)
                 if decision.due:
-                    await asyncio.to_thread(
+                    record = await asyncio.to_thread(
                         submit_retraining, self.policy, decision, state,
                         address=self.training.address(), env_vars=self.training.job_env(),
                     )  # fmt: skip
+                    if record is not None:
+                        self.training.counted(self.policy.training.family, "submitted")
             except Exception as e:  # noqa: BLE001 - the loop never fails a request
                 if str(e) != self._last_error:  # once per distinct reason, not every minute
                     logger.warning("retraining check failed: %s", e)

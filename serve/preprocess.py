@@ -40,17 +40,13 @@ def market_view(event: EventRows) -> dict[str, Any]:
         books = []
         for bookmaker, price_row in complete.iterrows():
             odds = price_row.to_numpy(dtype=float)
-
-            def per_selection(values: Any, names: list[str] = selections) -> dict[str, float]:
-                return dict(zip(names, np.atleast_1d(values).tolist(), strict=True))
-
             books.append({
                 "bookmaker": str(bookmaker),
-                "odds": per_selection(odds),
+                "odds": _named(selections, odds),
                 "overround": float(overround(odds)),
-                "implied": per_selection(implied_probabilities(odds)),
-                "proportional": per_selection(remove_margin(odds, "proportional")),
-                "shin": per_selection(remove_margin(odds, "shin")),
+                "implied": _named(selections, implied_probabilities(odds)),
+                "proportional": _named(selections, remove_margin(odds, "proportional")),
+                "shin": _named(selections, remove_margin(odds, "shin")),
             })  # fmt: skip
         consensus = (
             np.mean([[b["shin"][s] for s in selections] for b in books], axis=0)
@@ -73,6 +69,10 @@ def market_view(event: EventRows) -> dict[str, Any]:
             "incomplete_bookmakers": sorted(str(b) for b in set(table.index) - set(complete.index)),
         })  # fmt: skip
     return {"event_key": event.event_key, "sport": event.sport, "markets": markets}
+
+
+def _named(selections: list[str], values: Any) -> dict[str, float]:
+    return dict(zip(selections, np.atleast_1d(values).tolist(), strict=True))
 
 
 def _finite(value: Any) -> float | None:

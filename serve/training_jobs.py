@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 PURPOSES = (PURPOSE_TRAINING, PURPOSE_RETRAINING)
 #: The validation metric sweeps report per trial (lower is better).
 SWEEP_METRIC = "valid/log_loss"
-_STORE_ENV = ("DATABASE_URL", "MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "BETML_DATA_DIR")
 
 
 @dataclass(frozen=True)
@@ -158,30 +157,22 @@ class TrainingJobs:
 
     def job_env(self) -> dict[str, str]:
         """The store and MLflow of this application, for the job's processes."""
-        resolved = {
+        return {
             "DATABASE_URL": self.settings.database_url,
             "MLFLOW_TRACKING_URI": self.settings.mlflow_tracking_uri,
             "MLFLOW_EXPERIMENT_NAME": self.settings.mlflow_experiment_name,
             "BETML_DATA_DIR": str(self.settings.data_dir.resolve()),
         }
-        return {k: v for k, v in resolved.items() if k in _STORE_ENV}
 
-    async def start(
-        self,
-        request: TrainingRequest,
-        *,
-        purpose: str = "training",
-        submission_id: str | None = None,
-        metadata: dict[str, str] | None = None,
-    ) -> TrainingJob:
+    async def start(self, request: TrainingRequest) -> TrainingJob:
         """Submit the request's command as a Ray job; its first status."""
         if not (repo_root() / request.config).is_file():
             raise BadRequest.of("config", f"{request.config} is not a config file of betml")
-        meta = {PURPOSE_KEY: purpose, "betml.family": request.family, **(metadata or {})}
+        meta = {PURPOSE_KEY: PURPOSE_TRAINING, "betml.family": request.family}
         try:
             record = await asyncio.to_thread(
                 jobs.submit, request.command(), address=self.address(),
-                submission_id=submission_id, metadata=meta, env_vars=self.job_env(),
+                metadata=meta, env_vars=self.job_env(),
             )  # fmt: skip
         except Exception:
             self.counted(request.family, "refused")

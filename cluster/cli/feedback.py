@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
@@ -20,11 +19,9 @@ from cluster.retraining import (
     LoopState,
     RetrainPolicy,
     decide,
-    last_retraining,
-    live_drift,
+    loop_state,
     stored_feedback_runs,
     submit_retraining,
-    watched_holdout,
 )
 from cluster.settings import get_settings
 
@@ -56,23 +53,23 @@ def load_policy(path: Path) -> RetrainPolicy:
     raise ConfigError(f"{path} has no application with import_path serve.app:build_app")
 
 
-def loop_state(policy: RetrainPolicy, address: str | None) -> LoopState:
+def current_state(policy: RetrainPolicy, address: str | None) -> LoopState:
     """The triggers' inputs: the store, the cluster's jobs, the registry and live scores."""
     settings = get_settings()
     with session_scope(get_engine(settings)) as session:
         runs = stored_feedback_runs(session)
         scores = live_scores(session) if policy.model else None
-    last = last_retraining(jobs.list_jobs(address=address))
-    holdout, version = watched_holdout(tracking.configure_mlflow(settings), policy.model)
-    live, markets = live_drift(scores, policy.model, version)
-    return LoopState(datetime.now(UTC), runs, last, live, markets, holdout)
+    return loop_state(
+        policy, feedback_runs=runs, records=jobs.list_jobs(address=address),
+        client=tracking.configure_mlflow(settings), scores=scores,
+    )  # fmt: skip
 
 
 @app.command("status")
 def status(config: Path = CONFIG, address: str | None = ADDRESS) -> None:
     """The policy, the stored feedback, the last retraining and whether one is due."""
     policy = load_policy(config)
-    state = loop_state(policy, address)
+    state = current_state(policy, address)
     decision = decide(policy, state)
     table = Table(title="feedback loop", show_header=False)
     table.add_row("policy", "on" if policy.enabled else "off")
@@ -106,7 +103,7 @@ def retrain(
 ) -> None:
     """Submit the policy's retraining job now, whatever the triggers say."""
     policy = load_policy(config)
-    state = loop_state(policy, address)
+    state = current_state(policy, address)
     decision = Decision(True, "asked for with betml feedback retrain", "manual")
     record = submit_retraining(policy, decision, state, address=address)
     assert record is not None  # a manual job gets a fresh id

@@ -47,6 +47,7 @@ class Cluster:
     stub: pb_grpc.MLServiceStub
     http: str
     env: dict[str, str]
+    config: Path
 
 
 @dataclass
@@ -108,7 +109,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, _mlflow_template: Path) ->
                 assert time.monotonic() < deadline, "the application never became SERVING"
                 time.sleep(0.5)
             try:
-                yield Cluster(head, stub, f"http://127.0.0.1:{http_port}", client_env)
+                yield Cluster(head, stub, f"http://127.0.0.1:{http_port}", client_env, config)
             finally:
                 channel.close()
         get_settings.cache_clear()
@@ -205,6 +206,25 @@ def test_feedback_retrains_promotes_and_serves_the_new_champion(cluster: Cluster
         pb.SubmitBacktestFeedbackRequest(export=export), metadata=METADATA, timeout=30
     )
     assert again.runs_skipped == 1
+
+
+def test_betml_feedback_status_reports_the_loop(cluster: Cluster) -> None:
+    # After the test above: one backtest stored, its retraining job done, no trigger due.
+    shown = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "feedback", "status", "--config",
+         str(cluster.config), "--address", cluster.head.dashboard_url],
+        env={**cluster.env, "COLUMNS": "200"}, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert shown.returncode == 0, shown.stdout[-2000:] + shown.stderr[-2000:]
+    text = " ".join(shown.stdout.split())
+    assert "stored backtest runs │ 1" in text
+    assert "betml-retrain-feedback-1 SUCCEEDED (submitted at 1 runs)" in text
+    assert "due │ no: no trigger is due" in text
+    missing = subprocess.run(
+        [sys.executable, "-m", "cluster.cli", "feedback", "status", "--config", "nope.yaml"],
+        env=cluster.env, cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert missing.returncode == 2 and "nope.yaml does not exist" in missing.stderr
 
 
 def test_training_through_the_api_reports_progress_and_failures(cluster: Cluster) -> None:
