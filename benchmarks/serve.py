@@ -86,7 +86,7 @@ def serve_args(model: str, markets: int, batch_size: int | None = None) -> dict[
         ensemble["max_batch_size"] = batch_size
     return {
         "models": {"ensemble": ensemble}, "agent": None, "prediction_log": {"enabled": False},
-        "features": {"history_ttl_s": 3600}, "max_batch_markets": max(1000, markets),
+        "features": {"warm_sports": ["football"]}, "max_batch_markets": max(1000, markets),
     }  # fmt: skip
 
 

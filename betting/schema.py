@@ -33,7 +33,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
 
 #: Bumped with every Alembic revision that changes the tables below.
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -159,6 +159,23 @@ class Result(Base):
     winning_selection_id: Mapped[int] = mapped_column(
         ForeignKey("selections.id", ondelete="CASCADE")
     )
+
+
+class Settlement(Base):
+    """The moment an event became settled: the log the online feature state follows.
+
+    One row per event, written in the transaction that stores its result (a settled event
+    imported, or a stored one settled later); ids grow with every settlement, so a reader knows
+    what is new by the highest id it has seen (SQLite ``AUTOINCREMENT``: an id is never reused,
+    even after the newest row's event is deleted).
+    """
+
+    __tablename__ = "settlements"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(ID, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(ForeignKey("events.id", ondelete="CASCADE"), index=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=lambda: datetime.now(UTC))
 
 
 class OddsSnapshot(Base):

@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     )
     """Key required on mutating endpoints (header/metadata ``x-api-key``)."""
 
+    feature_store_url: str | None = Field(None, validation_alias="BETML_FEATURE_STORE_URL")
+    """Where online feature state is kept: unset (or ``embedded``) in each serving process,
+    ``redis://host:6379/0`` to share it between replicas and keep it across restarts."""
+
     log_level: str = Field("INFO", validation_alias="BETML_LOG_LEVEL")
     """Log level of betml's loggers."""
 

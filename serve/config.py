@@ -84,13 +84,20 @@ def _default_models() -> dict[str, ModelDeploymentArgs]:
 
 
 class FeatureArgs(BaseModel):
-    """Online features: the stored history they are built from."""
+    """Online features: the kept feature state (``BETML_FEATURE_STORE_URL`` says where)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    history_ttl_s: float = Field(default=60.0, gt=0.0)
-    """A sport's stored events are re-read from the store (in the background, the old copy
-    answering meanwhile) when older than this."""
+    warm_sports: list[str] = Field(default_factory=lambda: ["football"])
+    """Sports whose feature state each ingress replica reads (or folds) when it starts, so the
+    first request does not wait for it; other sports are read on first use."""
+
+    event_cache_size: int = Field(default=4096, ge=0, le=1_000_000)
+    """Stored events whose feature rows an ingress replica keeps (least recently used go)."""
+
+    answer_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    """GetPrediction answers an ingress replica keeps, keyed by request, feature state version
+    and model epoch (0 turns the cache off)."""
 
 
 class PredictionLogArgs(BaseModel):

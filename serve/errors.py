@@ -137,6 +137,13 @@ class ModelUnavailable(ServeError):
         return {**super().http_body(), "retry_after_s": self.retry_after_s}
 
 
+class FeatureVersionMismatch(ServeError):
+    """FAILED_PRECONDITION: the model was built for other features than the state computes."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    http_status = 409
+
+
 class Unauthenticated(ServeError):
     """UNAUTHENTICATED: the call needs a valid ``x-api-key``."""
 

@@ -25,6 +25,7 @@ from ray.serve.grpc_util import RayServegRPCContext
 from sqlalchemy import Engine
 
 from cluster.db import get_engine
+from cluster.feature_store import FeatureStates, open_feature_store
 from cluster.logging import configure_logging
 from cluster.settings import get_settings
 from serve import http
@@ -43,6 +44,7 @@ from serve.prediction_log import PredictionLog
 from serve.proto.betml.v1 import ml_service_pb2 as pb
 from serve.routes import (
     backtests,
+    events,
     features,
     health,
     models,
@@ -112,7 +114,12 @@ class Ingress:
         self.settings = get_settings()
         configure_logging(self.settings.log_level, self.settings.effective_log_format)
         engine = get_engine  # opened (and migrated) on first use, with this replica's settings
-        features = OnlineFeatures(lambda: engine(self.settings), ttl_s=args.features.history_ttl_s)
+        states = FeatureStates(
+            lambda: engine(self.settings), open_feature_store(self.settings.feature_store_url)
+        )
+        features = OnlineFeatures(
+            lambda: engine(self.settings), states, event_cache_size=args.features.event_cache_size
+        )
         self.metrics = ServeMetrics()
         self.feedback = FeedbackIntake(self.store_engine, self._feedback_stored)
         self.prediction_log = _prediction_log(args, self.store_engine, self.metrics)
@@ -126,6 +133,10 @@ class Ingress:
         self.live = LiveScores(self.store_engine)
         loop = asyncio.get_running_loop()
         self._background = [loop.create_task(self.live.run())]
+        for sport in args.features.warm_sports:
+            self._background.append(loop.create_task(_warm(states, sport)))
+        if args.features.answer_cache_size > 0:
+            self._background.append(loop.create_task(_poll_versions(self.service)))
         self.feedback_loop: FeedbackLoop | None = None
         if args.retraining is not None:
             self.feedback_loop = FeedbackLoop(
@@ -197,6 +208,8 @@ class Ingress:
             return
         if (ratio := self.service.event_cache.ratio) is not None:
             self.metrics.cache_hit_ratio.set(ratio, tags={"cache": "events"})
+        if (ratio := self.service.answers.counts.ratio) is not None:
+            self.metrics.cache_hit_ratio.set(ratio, tags={"cache": "answers"})
         self.metrics.latency.observe(seconds, tags={"method": method})
         for answer in answers:
             tags = {"method": method, "model": answer.model.name, "version": answer.model.version}
@@ -322,6 +335,7 @@ def build_http_app(ingress: Ingress) -> FastAPI:
     app.add_exception_handler(RequestValidationError, http.validation_error)
     app.include_router(health.router(ingress))
     app.include_router(backtests.router(ingress))
+    app.include_router(events.router(ingress))
     app.include_router(predict.router(ingress))
     app.include_router(recommendations.router(ingress))
     app.include_router(features.router(ingress))
@@ -329,3 +343,22 @@ def build_http_app(ingress: Ingress) -> FastAPI:
     app.include_router(visualize.router(ingress))
     app.include_router(strategies.router(ingress))
     return app
+
+
+async def _warm(states: FeatureStates, sport: str) -> None:
+    """Read (or fold) a sport's feature state off the request path when a replica starts."""
+    try:
+        await asyncio.to_thread(states.current, sport)
+    except Exception:
+        logger.exception("could not read the %s feature state at start", sport)
+
+
+#: How often the ingress asks the model deployments which versions they serve.
+VERSION_POLL_S = 1.0
+
+
+async def _poll_versions(service: PredictionService) -> None:
+    """Keep the model epoch current, so a promotion retires cached answers within a poll."""
+    while True:
+        await service.poll_model_versions()
+        await asyncio.sleep(VERSION_POLL_S)

@@ -1,21 +1,20 @@
-"""Online features: the training feature code run over the store's history plus the request.
+"""Online features: the training feature code over the kept feature state, never the history.
 
-A raw event becomes a batch of one unsettled event (:mod:`serve.requests`); its selection frame
-is appended to the selection frame of its sport's stored events and
-:func:`betting.features.build_features` runs over both, exactly as training runs it over the
-store. Features only look at strictly earlier settled events, so the event's rows are the ones
-training would compute had the event been stored. A stored event (named by ``event_key``) gets
-the rows of ``build_features`` over its sport's stored events: its offline features.
-
-Each sport's stored events are read once and kept (:class:`SportHistory`); after ``ttl_s`` they
-are re-read in a background thread while the old copy keeps answering.
+A raw event becomes a batch of one unsettled event (:mod:`serve.requests`); its rows come from
+:func:`betting.features.read_features` over its sport's feature state
+(:class:`cluster.feature_store.FeatureStates`), which holds every stored settlement: the rows
+training would compute had the event been stored. A stored event (named by ``event_key``) is
+read from the store alone (its markets, selections and prices) and gets its offline features
+the same way: from the state when it is still to come, from its snapshot once the state has
+moved past it. Nothing here holds a sport's history: a replica's memory grows with the
+participants and the bounded event cache, not with the stored events.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,6 +27,7 @@ from betting.features import FEATURE_COLUMNS, build_features
 from betting.frames import selection_frame
 from betting.schema import Event
 from betting.store import load_batch, session_scope
+from cluster.feature_store import EmbeddedFeatureStore, FeatureStates
 from serve.errors import ResourceNotFound
 from serve.requests import RawEvent
 
@@ -90,139 +90,43 @@ class EventRows:
         return self._markets[market_key]
 
 
-@dataclass
-class SportHistory:
-    """A sport's stored events as a selection frame, read at ``loaded_at`` (monotonic)."""
-
-    sport: str
-    frame: pd.DataFrame
-    odds: pd.DataFrame
-    loaded_at: float
-    _features: pd.DataFrame | None = field(default=None, repr=False)
-    _rows_of: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _odds_of: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _events: dict[str, EventRows] = field(default_factory=dict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    @property
-    def built(self) -> bool:
-        """Whether :meth:`offline_features` has been computed."""
-        return self._features is not None
-
-    def offline_features(self) -> pd.DataFrame:
-        """``build_features`` over every stored event of the sport (computed once)."""
-        with self._lock:
-            if self._features is None:
-                # copy(): one block per dtype, so each event's slices (and their concatenation
-                # in a BatchPredict) are cheap.
-                self._features = build_features(self.frame).copy()
-                self._rows_of = self._features.groupby("event_key", sort=False).indices
-                self._odds_of = self.odds.groupby("event_key", sort=False).indices
-        return self._features
-
-    def stored(self, event_key: str) -> EventRows | None:
-        """The stored event's offline feature rows and prices, None when it is not here."""
-        if (found := self._events.get(event_key)) is not None:
-            return found
-        features = self.offline_features()
-        rows = self._rows_of.get(event_key)
-        if rows is None:
-            return None
-        quotes = self.odds.iloc[self._odds_of.get(event_key, np.empty(0, dtype=np.int64))]
-        found = EventRows(
-            event_key, self.sport, features.iloc[rows], quotes[QUOTE_COLUMNS].reset_index(drop=True)
-        )
-        self._events[event_key] = found  # events are small; a sport's are kept until re-read
-        return found
-
-
 class OnlineFeatures:
-    """Features of raw and stored events from one store, with a per-sport history cache.
+    """Features of raw and stored events from one store and its feature state.
 
     Args:
         engine: the store (``cluster.db.get_engine``); a callable so it is opened on first use.
-        ttl_s: age after which a sport's history is re-read in the background.
-        clock: monotonic seconds (tests pass their own).
+        states: the feature states; default: an embedded feature store over ``engine``.
+        event_cache_size: stored events whose rows are kept (least recently used go first).
     """
 
     def __init__(
         self,
         engine: Callable[[], Engine],
+        states: FeatureStates | None = None,
         *,
-        ttl_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
+        event_cache_size: int = 4096,
     ) -> None:
         self._engine = engine
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._histories: dict[str, SportHistory] = {}
-        self._locks: dict[str, threading.Lock] = {}
-        self._refreshing: set[str] = set()
+        self.states = states or FeatureStates(engine, EmbeddedFeatureStore())
+        self._cache_size = event_cache_size
+        self._events: OrderedDict[str, tuple[str, EventRows]] = OrderedDict()
         self._guard = threading.Lock()
 
-    # --- history ---------------------------------------------------------------------------
-
-    def _read(self, sport: str) -> SportHistory:
-        started = time.perf_counter()
-        with session_scope(self._engine()) as session:
-            batch = load_batch(session, sport=sport)
-        frame = selection_frame(batch)
-        odds = batch.odds.reset_index(drop=True)
-        logger.info(
-            "read %s history: %d events, %d selections in %.2fs",
-            sport, len(batch.events), len(frame), time.perf_counter() - started,
-        )  # fmt: skip
-        return SportHistory(sport, frame, odds, self._clock())
-
-    def history(self, sport: str, *, fresh: bool = False) -> SportHistory:
-        """The sport's stored events: read now when never read (or ``fresh``), else the kept
-        copy, with a background re-read started when it is older than the TTL."""
-        with self._guard:
-            lock = self._locks.setdefault(sport, threading.Lock())
-            kept = self._histories.get(sport)
-        if kept is not None and not fresh:
-            if self._clock() - kept.loaded_at > self._ttl_s:
-                self._refresh_in_background(sport)
-            return kept
-        with lock:
-            kept = self._histories.get(sport)
-            if kept is None or fresh:
-                kept = self._read(sport)
-                with self._guard:
-                    self._histories[sport] = kept
-        return kept
-
-    def _refresh_in_background(self, sport: str) -> None:
-        with self._guard:
-            if sport in self._refreshing:
-                return
-            self._refreshing.add(sport)
-
-        def refresh() -> None:
-            try:
-                history = self._read(sport)
-                history.offline_features()
-                with self._guard:
-                    self._histories[sport] = history
-            except Exception:
-                logger.exception("re-reading the %s history failed; keeping the old copy", sport)
-            finally:
-                with self._guard:
-                    self._refreshing.discard(sport)
-
-        threading.Thread(target=refresh, name=f"history-{sport}", daemon=True).start()
-
-    # --- events ----------------------------------------------------------------------------
+    # --- stored events ---------------------------------------------------------------------
 
     def cached_event(self, event_key: str) -> EventRows | None:
-        """A stored event already in a built history (never reads the store or builds)."""
+        """A stored event read before, while its sport's state has not moved since."""
         with self._guard:
-            histories = [h for h in self._histories.values() if h.built]
-        for history in histories:
-            found = history.stored(event_key)
-            if found is not None:
-                return found
-        return None
+            found = self._events.get(event_key)
+        if found is None:
+            return None
+        token, rows = found
+        if self.states.current(rows.sport).token != token:
+            return None
+        with self._guard:
+            if event_key in self._events:
+                self._events.move_to_end(event_key)
+        return rows
 
     def stored_event(self, event_key: str) -> EventRows:
         """The offline features and prices of a stored event.
@@ -230,46 +134,49 @@ class OnlineFeatures:
         Raises:
             ResourceNotFound: no stored event has the key.
         """
-        with self._guard:
-            histories = list(self._histories.values())
-        for history in histories:
-            found = history.stored(event_key)
-            if found is not None:
-                return found
         with session_scope(self._engine()) as session:
             sport = session.scalar(select(Event.sport).where(Event.key == event_key))
-        if sport is None:
-            raise ResourceNotFound("event", event_key, f"no stored event has key {event_key!r}")
-        found = self.history(sport, fresh=True).stored(event_key)
-        if found is None:  # deleted between the two reads
-            raise ResourceNotFound("event", event_key, f"no stored event has key {event_key!r}")
+            if sport is None:
+                raise ResourceNotFound("event", event_key, f"no stored event has key {event_key!r}")
+            batch = load_batch(session, event_keys=[event_key])
+        token = self.states.current(sport).token
+        frame = selection_frame(batch)
+        rows = self.states.features(sport, frame)  # market then selection order
+        found = EventRows(event_key, sport, rows, batch.odds[QUOTE_COLUMNS].reset_index(drop=True))
+        with self._guard:
+            self._events[event_key] = (token, found)
+            self._events.move_to_end(event_key)
+            while len(self._events) > self._cache_size:
+                self._events.popitem(last=False)
         return found
+
+    def sport_features(self, sport: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``build_features`` over every stored event of a sport and their prices (strategy
+        generation's input; read and built per call, never kept)."""
+        with session_scope(self._engine()) as session:
+            batch = load_batch(session, sport=sport)
+        frame = selection_frame(batch)
+        return (build_features(frame) if len(frame) else frame), batch.odds
+
+    # --- raw events ------------------------------------------------------------------------
 
     def raw_events(self, events: list[RawEvent]) -> list[EventRows]:
         """The features of raw events, each as if it were stored beside its sport's history.
 
         Raw events are unsettled, so they never enter each other's history: the events of one
-        sport are built in one ``build_features`` call. Each gets a private key for the call,
-        so the same event sent twice (or an event also stored under its key) is computed once
-        per request, untouched by the other copies (stored settled events stay in the history:
-        later events of the request depend on them).
+        sport are read in one call. Each gets a private key for the call, so the same event
+        sent twice (or an event also stored under its key) is computed once per copy.
         """
         out: dict[int, EventRows] = {}
         by_sport: dict[str, list[int]] = {}
         for i, event in enumerate(events):
             by_sport.setdefault(event.sport, []).append(i)
         for sport, indices in by_sport.items():
-            history = self.history(sport)
             private = {f"{events[i].event_key}\x1f{i}": i for i in indices}
             batch = EventBatch.concat(
                 [_renamed(events[i].batch, key) for key, i in private.items()]
             )
-            frame = selection_frame(batch)
-            # The whole history: later events never change an event's features, and a stored
-            # copy of a raw event starts with it, so neither sees the other.
-            past = history.frame
-            combined = pd.concat([past, frame], ignore_index=True) if len(past) else frame
-            built = build_features(combined).iloc[len(combined) - len(frame) :]
+            built = self.states.features(sport, selection_frame(batch))
             for key, rows in built.groupby("event_key", sort=False):
                 i = private[str(key)]
                 event = events[i]

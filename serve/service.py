@@ -29,9 +29,11 @@ from cluster import tracking
 from serve.access import request_id
 from serve.agent_client import AgentAsk, AgentClient
 from serve.agent_rows import NEUTRAL_STATE, BankrollState
+from serve.answer_cache import AnswerCache, CacheCounts
 from serve.config import AGENT_DEPLOYMENT, ServeArgs
 from serve.errors import (
     BadRequest,
+    FeatureVersionMismatch,
     ModelUnavailable,
     ResourceNotFound,
     ServeError,
@@ -65,19 +67,6 @@ def service_version() -> str:
         return version("betml")
     except PackageNotFoundError:
         return "unknown"
-
-
-@dataclass
-class CacheCounts:
-    """Stored-event lookups answered from the replica's memory (hits) or the store (misses)."""
-
-    hits: int = 0
-    misses: int = 0
-
-    @property
-    def ratio(self) -> float | None:
-        total = self.hits + self.misses
-        return self.hits / total if total else None
 
 
 @dataclass(frozen=True)
@@ -115,6 +104,12 @@ class PredictionService:
         self.models = dict(models)
         self._handles: dict[tuple[str, str], Any] = {}
         self.event_cache = CacheCounts()
+        """Stored-event lookups answered from the replica's memory (hits) or the store."""
+        self.answers = AnswerCache(args.features.answer_cache_size)
+        self._served_versions: dict[tuple[str, str], int] = {}
+        self.model_epoch = 0
+        """Moves whenever a model deployment serves another version (cached answers go)."""
+        self._sport_of: dict[str, str] = {}
         self.agent = AgentClient(args.agent, self.models.get(AGENT_DEPLOYMENT))
 
     # --- routing ---------------------------------------------------------------------------
@@ -147,7 +142,39 @@ class PredictionService:
             answer: ModelAnswer = await self._handle(deployment, ref).predict.remote(frame)
         except (DeploymentUnavailableError, RayActorError, BackPressureError) as e:
             raise ModelUnavailable(f"model deployment {deployment!r} is unavailable: {e}") from e
+        model = answer.model
+        if model is not None:
+            self.note_version(model.name, model.alias, model.version)
+        if model is not None and model.feature_schema_version != FEATURE_SCHEMA_VERSION:
+            # The feature state is always folded with the code's schema version.
+            raise FeatureVersionMismatch(
+                f"{model.name} v{model.version} was built for feature schema "
+                f"{model.feature_schema_version!r}, the feature state computes "
+                f"{FEATURE_SCHEMA_VERSION!r}: retrain it or serve matching code"
+            )
         return answer
+
+    def note_version(self, name: str, alias: str, version: int | None) -> None:
+        """What a deployment says it serves (answers and health); a change moves the epoch."""
+        if version is None:
+            return
+        if self._served_versions.get((name, alias)) != version:
+            if (name, alias) in self._served_versions:
+                self.model_epoch += 1
+            self._served_versions[(name, alias)] = version
+
+    async def _answer_key(self, request: pb.GetPredictionRequest) -> tuple[bytes, str, int] | None:
+        """The cache key of a request, None when its sport is not known yet."""
+        if request.HasField("raw_event"):
+            sport = request.raw_event.sport
+        else:
+            sport = self._sport_of.get(request.event_key, "")
+        if not sport or self.answers.size <= 0:
+            return None
+        epoch = self.model_epoch
+        await asyncio.to_thread(self.features.states.current, sport)
+        version = self.features.states.version(sport)
+        return request.SerializeToString(deterministic=True), version, epoch
 
     async def score_market_rows(
         self, sport: str, market_key: str, frame: pd.DataFrame
@@ -202,9 +229,14 @@ class PredictionService:
         online request implies the neutral one, see :mod:`serve.agent_rows`)."""
         now = datetime.now(UTC)
         item = prediction_request(request, now)
+        key = await self._answer_key(request) if agent_state is NEUTRAL_STATE else None
+        if key is not None and (cached := self.answers.get(key)) is not None:
+            return self._logged(cached)
         [event] = await self._events([item])
         if isinstance(event, ServeError):
             raise event
+        if item.raw is None and len(self._sport_of) < 100_000:  # stored keys' sports, for the cache
+            self._sport_of[event.event_key] = event.sport
         routed = self._route(item, event)
         answer = await self._score(
             routed.deployment, routed.ref, event.model_input(item.market_key)
@@ -220,6 +252,8 @@ class PredictionService:
             [error] = await self.agent.add_stakes([ask])
             if error is not None:
                 raise error
+        if key is not None and key[2] == self.model_epoch:
+            self.answers.put(key, response)
         return self._logged(response)
 
     def _logged(self, response: pb.GetPredictionResponse) -> pb.GetPredictionResponse:
@@ -346,6 +380,17 @@ class PredictionService:
             ],
         )
 
+    async def poll_model_versions(self) -> None:
+        """Note the versions every model deployment serves now (moves the epoch on a swap)."""
+        for name, handle in self.models.items():
+            try:
+                statuses = await asyncio.wait_for(handle.health.remote(), _HEALTH_TIMEOUT_S)
+            except Exception as e:  # noqa: BLE001 - the next poll tries again
+                logger.debug("model deployment %s did not answer health: %s", name, e)
+                continue
+            for status in statuses:
+                self.note_version(status.name, status.alias, status.version)
+
     async def health_check(self) -> pb.HealthCheckResponse:
         statuses: list[ModelStatus] = []
         reachable = True
@@ -367,7 +412,20 @@ class PredictionService:
             models=[_model_health(s) for s in statuses],
             service_version=service_version(),
             feature_schema_version=FEATURE_SCHEMA_VERSION,
+            feature_states=[_state_health(s) for s in self.features.states.describe()],
         )
+
+
+def _state_health(described: dict[str, Any]) -> pb.FeatureStateHealth:
+    health = pb.FeatureStateHealth(
+        sport=described["sport"], backend=described["backend"],
+        schema_version=described["schema_version"], applied_events=described["applied_events"],
+        last_event_key=described["last_event_key"], participants=described["participants"],
+        watermark=described["watermark"], version=described["version"],
+    )  # fmt: skip
+    if described["last_starts_at"] is not None:
+        health.last_starts_at.FromDatetime(described["last_starts_at"])
+    return health
 
 
 def _model_health(status: ModelStatus) -> pb.ModelHealth:

@@ -352,10 +352,9 @@ class StrategyService:
 
     async def _generate(self, c: _Constraints) -> pb.GenerateStrategyResponse:
         features = self.predictions.features
-        history = await asyncio.to_thread(features.history, c.sport)
-        if history.frame.empty:
+        table, odds = await asyncio.to_thread(features.sport_features, c.sport)
+        if table.empty:
             return _unmet(f"sport {c.sport!r}: no stored events of this sport")
-        table = await asyncio.to_thread(history.offline_features)
         rows = table[table["won"].notna()]
         if c.competition:
             rows = rows[rows["competition"] == c.competition]
@@ -382,7 +381,7 @@ class StrategyService:
             assert answer.probabilities is not None and answer.model is not None
             found, reason = await asyncio.to_thread(
                 self._search_market, c, market_rows, answer.probabilities, answer.model,
-                history.odds,
+                odds,
             )  # fmt: skip
             judged += [(j, str(market_key), answer.model) for j in found]
             reasons += [reason] if reason else []

@@ -29,6 +29,7 @@ import math
 import struct
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -131,8 +132,7 @@ class PairState:
         return (float(self.meetings), self.points / self.meetings, self.draws / self.meetings)
 
 
-@dataclass(frozen=True, slots=True)
-class EventSides:
+class EventSides(NamedTuple):
     """One event's participant rows, as the state reads and updates them.
 
     ``names`` are ordered home, away (two-participant events) or by name (races);
@@ -148,11 +148,24 @@ class EventSides:
     points: tuple[float, ...]
     scored: tuple[float, ...]
     conceded: tuple[float, ...]
-    settled: bool = field(init=False)
+    settled: bool
     """Whether any row has its points (only those rows count as history)."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "settled", any(p == p for p in self.points))  # NaN != NaN
+    @classmethod
+    def of(
+        cls,
+        key: str,
+        t: int,
+        names: tuple[str, ...],
+        roles: tuple[int, ...],
+        opponents: tuple[str | None, ...],
+        points: tuple[float, ...],
+        scored: tuple[float, ...],
+        conceded: tuple[float, ...],
+    ) -> EventSides:
+        """An event, ``settled`` worked out from ``points``."""
+        settled = any(p == p for p in points)  # NaN != NaN
+        return cls(key, t, names, roles, opponents, points, scored, conceded, settled)
 
 
 @dataclass(slots=True)
@@ -342,8 +355,9 @@ def event_sides(
     points = table["points"].to_numpy(float).tolist()
     scored = table["scored"].to_numpy(float).tolist()
     conceded = table["conceded"].to_numpy(float).tolist()
+    settled = np.logical_or.reduceat(~np.isnan(table["points"].to_numpy(float)), starts)
     ev_list = ev.tolist()
-    for a, b in zip(starts, ends, strict=True):
+    for a, b, is_settled in zip(starts, ends, settled.tolist(), strict=True):
         yield EventSides(
             str(keys[ev_list[a]]),
             t[a],
@@ -353,6 +367,7 @@ def event_sides(
             tuple(points[a:b]),
             tuple(scored[a:b]),
             tuple(conceded[a:b]),
+            is_settled,
         )
 
 
@@ -452,7 +467,7 @@ def _unpack_event(reader: _Reader) -> EventSides:
         points.append(p)
         scored.append(s)
         conceded.append(c)
-    return EventSides(
+    return EventSides.of(
         key,
         int(t),
         tuple(names),

@@ -26,6 +26,7 @@ class ImportReport:
         rows_read: data rows read from the file (fully empty rows not counted).
         events_added: events new to the store.
         events_skipped: events already in the store (same natural key), left untouched.
+        events_settled: events stored without a result that this import settled.
         markets_added: markets written with the new events.
         odds_added: odds snapshots written with the new events.
         results_added: settled markets written with the new events.
@@ -40,6 +41,7 @@ class ImportReport:
     rows_read: int = 0
     events_added: int = 0
     events_skipped: int = 0
+    events_settled: int = 0
     markets_added: int = 0
     odds_added: int = 0
     results_added: int = 0

@@ -476,6 +476,7 @@ def import_football_data(
         rows_read=len(batch.events),
         events_added=written.events_added,
         events_skipped=written.events_skipped,
+        events_settled=written.events_settled,
         markets_added=written.markets_added,
         odds_added=written.odds_added,
         results_added=written.results_added,

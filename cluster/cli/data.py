@@ -72,6 +72,20 @@ def simulate(
         f"{report.events_added} events added, {report.events_skipped} already stored; "
         f"{report.odds_added} odds snapshots."
     )
+    _update_feature_state([sport.value])
+
+
+def _update_feature_state(sports: list[str]) -> None:
+    """Fold new results into a shared feature store (BETML_FEATURE_STORE_URL) right away."""
+    from cluster.feature_store import update_shared_states
+    from cluster.settings import get_settings
+
+    for state in update_shared_states(get_engine, get_settings().feature_store_url, sports):
+        console.print(
+            f"feature state {state['sport']} ({state['backend']}): "
+            f"{state['applied_events']} settled events, {state['participants']} participants, "
+            f"latest {state['last_event_key']}"
+        )
 
 
 def _csv_files(paths: list[Path]) -> list[Path]:
@@ -98,7 +112,7 @@ def import_football(
 
     files = _csv_files(paths)
     rejected: list[ImportRejected] = []
-    added = skipped = 0
+    added = skipped = settled = 0
     with _progress() as progress:
         task = progress.add_task("importing", total=len(files))
         for file in files:
@@ -110,10 +124,16 @@ def import_football(
                     )
                 added += report.events_added
                 skipped += report.events_skipped
+                settled += report.events_settled
             except ImportRejected as e:
                 rejected.append(e)
             progress.advance(task)
-    console.print(f"{len(files)} file(s): {added} matches added, {skipped} already stored.")
+    console.print(
+        f"{len(files)} file(s): {added} matches added, {skipped} already stored"
+        + (f", {settled} stored fixtures settled." if settled else ".")
+    )
+    if added or settled:
+        _update_feature_state(["football"])
     _fail_on_rejections(rejected)
 
 

@@ -135,7 +135,7 @@ def served(
         args = ServeArgs.model_validate({
             "models": {"ensemble": {"families": ["lightgbm"], "preload": [MODEL],
                                     "poll_interval_s": 0.5}},
-            "features": {"history_ttl_s": 300},
+            "features": {"warm_sports": ["football"]},
             "runtime_env": {"env_vars": env},
         })  # fmt: skip
         serve.run(build_app(args), name="betml", route_prefix="/")

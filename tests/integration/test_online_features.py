@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -104,29 +103,92 @@ def test_a_future_event_sees_the_whole_history(
     assert (answer.rows["experience"] > 0).all()  # the teams' history was found
 
 
-def test_history_is_reread_after_its_ttl(tmp_path: Path) -> None:
-    engine = create_engine_for(f"sqlite:///{tmp_path / 'betml.db'}")
+def _fixtures(batch: EventBatch) -> EventBatch:
+    """The same events before they were played: no scores, no results."""
+    events = batch.events.assign(home_score=None, away_score=None)
+    return EventBatch(events, batch.markets, batch.selections, batch.odds, batch.results.iloc[:0])
+
+
+def _store(tmp_path: Path, name: str = "betml.db") -> Engine:
+    engine = create_engine_for(f"sqlite:///{tmp_path / name}")
     migrate(engine)
+    return engine
+
+
+def _close(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    np.testing.assert_allclose(
+        a[FEATURE_COLUMNS].to_numpy(float), b[FEATURE_COLUMNS].to_numpy(float),
+        rtol=1e-12, atol=1e-15,
+    )  # fmt: skip
+
+
+def test_results_stored_later_are_seen_by_the_next_prediction(tmp_path: Path) -> None:
+    engine = _store(tmp_path)
     season = simulate("football", 1, seed=3, teams=6)
-    first = season.events["event_key"].iloc[:10].tolist()
+    keys = season.events["event_key"].tolist()
+    played, coming = keys[: len(keys) // 2], keys[len(keys) // 2 :]
     with session_scope(engine) as session:
-        write_batch(session, _subset(season, first))
-    clock = [0.0]
-    online = OnlineFeatures(lambda: engine, ttl_s=10, clock=lambda: clock[0])
-    kept = online.history("football")
-    assert len(kept.frame["event_key"].unique()) == 10
+        write_batch(session, _subset(season, played))
+        write_batch(session, _fixtures(_subset(season, coming)))
+    online = OnlineFeatures(lambda: engine)
+    stored_then = EventBatch.concat([_subset(season, played), _fixtures(_subset(season, coming))])
+    target = coming[-1]
+    _close(online.stored_event(target).rows, _offline(stored_then).query("event_key == @target"))
+    applied = online.states.current("football").kept.state.applied
+    assert applied == len(played)
+
+    with session_scope(engine) as session:  # the results come in: the fixtures are settled
+        report = write_batch(session, season)
+    assert (report.events_added, report.events_settled) == (0, len(coming))
+    state = online.states.current("football").kept.state  # no TTL: the next read applies them
+    assert state.applied == len(keys) and online.states.rebuilds == 1
+    _close(online.stored_event(target).rows, _offline(season).query("event_key == @target"))
+    event = as_raw_event(season, keys[-1])
+    event.event_key = "next-match"
+    event.starts_at.FromDatetime(datetime(2030, 1, 1, tzinfo=UTC))
+    [answer] = online.raw_events([_raw(event)])  # type: ignore[list-item]
+    raw_batch = _raw(event).batch  # type: ignore[attr-defined]
+    expected = _offline(EventBatch.concat([season, raw_batch])).query("event_key == 'next-match'")
+    _close(answer.rows, expected)
     with session_scope(engine) as session:
-        write_batch(session, season)
-    assert online.history("football") is kept  # within the TTL: the kept copy
-    later = season.events["event_key"].iloc[20]
-    assert online.stored_event(later).event_key == later  # a stored key not kept: read now
-    clock[0] = 11.0
-    online.history("football")  # stale: re-read in the background, the old copy answers
-    for _ in range(100):  # the re-read runs in a thread
-        if online.history("football").loaded_at == 11.0:
-            break
-        time.sleep(0.05)
-    assert online.history("football").loaded_at == 11.0
+        assert write_batch(session, season).events_settled == 0  # a re-import changes nothing
+
+
+def test_every_stored_event_of_real_seasons_gets_its_offline_features(tmp_path: Path) -> None:
+    from betting.ingest.football_data import import_football_data
+
+    engine = _store(tmp_path)
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures" / "football-data"
+    with session_scope(engine) as session:
+        for name in ("E0_2014-15.csv", "E0_2024-25.csv", "D1_2019-20.csv"):
+            import_football_data(session, fixtures / name, on_invalid_price="drop")
+    with session_scope(engine) as session:
+        batch = load_batch(session)
+    online = OnlineFeatures(lambda: engine)
+    frame = selection_frame(batch)
+    # Every event is before the state's newest start time: each is read from its snapshot.
+    _close(online.states.features("football", frame), _offline(batch))
+    assert online.states.rebuilds == 1
+    for key in batch.events["event_key"].iloc[[0, 500, -1]]:
+        _close(online.stored_event(key).rows, _offline(batch).query("event_key == @key"))
+
+
+def test_an_older_result_folds_the_history_again(tmp_path: Path) -> None:
+    engine = _store(tmp_path)
+    two = simulate("football", 2, seed=9, teams=4)
+    seasons = sorted(two.events["season"].unique())
+    later = two.events.loc[two.events["season"] == seasons[1], "event_key"].tolist()
+    earlier = two.events.loc[two.events["season"] == seasons[0], "event_key"].tolist()
+    with session_scope(engine) as session:
+        write_batch(session, _subset(two, later))
+    online = OnlineFeatures(lambda: engine)
+    assert online.states.current("football").kept.state.applied == len(later)
+    with session_scope(engine) as session:
+        write_batch(session, _subset(two, earlier))  # an older season imported afterwards
+    assert online.states.current("football").kept.state.applied == len(earlier) + len(later)
+    assert online.states.rebuilds == 2
+    key = later[-1]
+    _close(online.stored_event(key).rows, _offline(two).query("event_key == @key"))
 
 
 def _subset(batch: EventBatch, keys: list[str]) -> EventBatch:

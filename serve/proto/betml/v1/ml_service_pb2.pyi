@@ -700,16 +700,40 @@ class ModelHealth(_message.Message):
     def __init__(self, name: _Optional[str] = ..., alias: _Optional[str] = ..., version: _Optional[str] = ..., state: _Optional[_Union[ModelState, str]] = ..., loading_version: _Optional[str] = ..., message: _Optional[str] = ..., loaded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class HealthCheckResponse(_message.Message):
-    __slots__ = ("status", "models", "service_version", "feature_schema_version")
+    __slots__ = ("status", "models", "service_version", "feature_schema_version", "feature_states")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     MODELS_FIELD_NUMBER: _ClassVar[int]
     SERVICE_VERSION_FIELD_NUMBER: _ClassVar[int]
     FEATURE_SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    FEATURE_STATES_FIELD_NUMBER: _ClassVar[int]
     status: ServingStatus
     models: _containers.RepeatedCompositeFieldContainer[ModelHealth]
     service_version: str
     feature_schema_version: str
-    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., models: _Optional[_Iterable[_Union[ModelHealth, _Mapping]]] = ..., service_version: _Optional[str] = ..., feature_schema_version: _Optional[str] = ...) -> None: ...
+    feature_states: _containers.RepeatedCompositeFieldContainer[FeatureStateHealth]
+    def __init__(self, status: _Optional[_Union[ServingStatus, str]] = ..., models: _Optional[_Iterable[_Union[ModelHealth, _Mapping]]] = ..., service_version: _Optional[str] = ..., feature_schema_version: _Optional[str] = ..., feature_states: _Optional[_Iterable[_Union[FeatureStateHealth, _Mapping]]] = ...) -> None: ...
+
+class FeatureStateHealth(_message.Message):
+    __slots__ = ("sport", "backend", "schema_version", "applied_events", "last_event_key", "last_starts_at", "participants", "watermark", "version")
+    SPORT_FIELD_NUMBER: _ClassVar[int]
+    BACKEND_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    LAST_EVENT_KEY_FIELD_NUMBER: _ClassVar[int]
+    LAST_STARTS_AT_FIELD_NUMBER: _ClassVar[int]
+    PARTICIPANTS_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    sport: str
+    backend: str
+    schema_version: str
+    applied_events: int
+    last_event_key: str
+    last_starts_at: _timestamp_pb2.Timestamp
+    participants: int
+    watermark: int
+    version: str
+    def __init__(self, sport: _Optional[str] = ..., backend: _Optional[str] = ..., schema_version: _Optional[str] = ..., applied_events: _Optional[int] = ..., last_event_key: _Optional[str] = ..., last_starts_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., participants: _Optional[int] = ..., watermark: _Optional[int] = ..., version: _Optional[str] = ...) -> None: ...
 
 class StartTrainingRequest(_message.Message):
     __slots__ = ("family", "mode", "config", "trials", "promote")
