@@ -19,7 +19,7 @@ GetPrediction builds it. Timed, side by side in one run:
   skipped when it does not answer), i.e. one more round trip for the change token.
 
 Also printed: the time to fold the whole history once (what a replica does when it starts with
-an embedded store), the state's size and the process's RSS growth while folding.
+an embedded store) and the state's size.
 
 Results to expect (2-core VM): see the README's "Online feature state".
 """
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import resource
 import statistics
 import tempfile
 import time
@@ -71,10 +70,6 @@ def _p(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)] * 1000
 
 
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def measure(size: int, folder: Path, reads: int, redis_url: str | None) -> dict[str, object]:
     seasons = max(1, math.ceil(size / EVENTS_PER_SEASON))
     per_season = math.ceil(size / seasons)
@@ -93,12 +88,10 @@ def measure(size: int, folder: Path, reads: int, redis_url: str | None) -> dict[
     request_frame = selection_frame(raw.batch)
     history = selection_frame(batch)
 
-    rss_before = _rss_mb()
     embedded = FeatureStates(lambda: engine, EmbeddedFeatureStore())
     fold_started = time.perf_counter()
     embedded.current("football")
     fold_s = time.perf_counter() - fold_started
-    rss_fold = _rss_mb() - rss_before
     state = embedded.current("football").kept.state
 
     def rebuild() -> pd.DataFrame:
@@ -115,7 +108,6 @@ def measure(size: int, folder: Path, reads: int, redis_url: str | None) -> dict[
         "rebuild": _timings(rebuild, max(3, reads // 50), 20.0),
         "embedded": _timings(lambda: embedded.features("football", request_frame), reads, 20.0),
         "fold_s": fold_s,
-        "rss_fold_mb": rss_fold,
         "state_kb": len(state.to_bytes()) / 1024,
         "participants": len(state.participants),
     }
@@ -145,7 +137,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/15", help="'' skips Redis.")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    console = Console()
+    console = Console(width=140)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -153,7 +145,7 @@ def main() -> None:
             results.append(measure(size, Path(tmp), args.reads, args.redis or None))
     table = Table(title="Raw-event features: p50 / p99 ms per request (one caller)")
     for column in ("settled matches", "rebuild", "state (embedded)", "state (redis)",
-                   "rebuild / embedded", "fold once", "state", "RSS while folding"):  # fmt: skip
+                   "rebuild / embedded", "fold once", "state"):  # fmt: skip
         table.add_column(column, justify="right")
     for r in results:
         rebuild, embedded = r["rebuild"], r["embedded"]
@@ -166,7 +158,6 @@ def main() -> None:
             f"{statistics.median(rebuild) / statistics.median(embedded):.0f}x",  # type: ignore[arg-type]
             f"{r['fold_s']:.2f} s",
             f"{r['participants']} participants, {r['state_kb']:.0f} kB",
-            f"+{r['rss_fold_mb']:.0f} MB",
         )
     console.print(table)
     first, last = results[0], results[-1]
