@@ -17,6 +17,7 @@ from collections.abc import Iterator
 import grpc
 import httpx
 import numpy as np
+import pandas as pd
 import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -500,6 +501,63 @@ def test_get_prediction_latency(served: Served, stored: EventBatch, event_key: s
         f"raw event {by_value[0]:.1f}/{by_value[1]:.1f}"
     )
     assert by_key[0] < 1000 and by_value[0] < 2000
+
+
+def _upcoming(stored: EventBatch, key: str, days: int) -> pb.Event:
+    event = as_raw_event(stored, key)
+    event.event_key = f"upcoming-{days}"
+    start = stored.events["starts_at"].max() + pd.Timedelta(days=days)
+    event.starts_at.FromDatetime(start.to_pydatetime())
+    return event
+
+
+def test_a_result_settled_over_http_is_seen_by_the_next_prediction(
+    served: Served, stored: EventBatch
+) -> None:
+    """Near the end: it adds a match to the store (after every stored one) and settles it."""
+    from betting.store import create_engine_for, session_scope, write_batch
+
+    football = stored.events[stored.events["sport"] == "football"].sort_values("starts_at")
+    last = str(football["event_key"].iloc[-1])
+    pick = {n: getattr(stored, n)[getattr(stored, n)["event_key"] == last] for n in
+            ("events", "markets", "selections", "odds")}  # fmt: skip
+    fixture = EventBatch(
+        pick["events"].assign(event_key="e2e-fixture", home_score=None, away_score=None,
+                              starts_at=football["starts_at"].max() + pd.Timedelta(days=3)),
+        *(pick[n].assign(event_key="e2e-fixture") for n in ("markets", "selections", "odds")),
+    )  # fmt: skip
+    engine = create_engine_for(served.database_url)
+    with session_scope(engine) as session:
+        write_batch(session, fixture)
+    engine.dispose()
+
+    def experience() -> list[float]:
+        request = pb.GetFeaturesRequest(raw_event=_upcoming(stored, last, 10))
+        answer = served.stub.GetFeatures(request, metadata=METADATA, timeout=30)
+        column = list(answer.feature_names).index("experience")
+        return [s.values[column] for s in answer.selections if s.market_key == "1x2"]
+
+    before = experience()
+    url = f"{served.http}/api/v1/events/e2e-fixture/result"
+    headers = {"x-api-key": API_KEY}
+    settled = httpx.post(url, json={"home_score": 3, "away_score": 0}, headers=headers, timeout=30)
+    assert settled.status_code == 201, settled.text
+    body = settled.json()
+    assert body["markets_settled"] == 2 and body["feature_state"]["last_event_key"] == "e2e-fixture"
+    after = experience()  # no TTL: the very next request sees the result
+    assert after[0] == before[0] + 1 and after[2] == before[2] + 1
+    health = served.stub.HealthCheck(pb.HealthCheckRequest(), timeout=30)
+    [state] = [f for f in health.feature_states if f.sport == "football"]
+    assert state.last_event_key == "e2e-fixture" and state.schema_version == FEATURE_SCHEMA_VERSION
+    again = httpx.post(url, json={"home_score": 3, "away_score": 0}, headers=headers, timeout=30)
+    assert again.status_code == 200 and again.json()["already_settled"]
+    other = httpx.post(url, json={"home_score": 0, "away_score": 1}, headers=headers, timeout=30)
+    assert other.status_code == 422 and "already settled" in other.text
+    assert httpx.post(url, json={"home_score": 3}, headers=headers, timeout=30).status_code == 422
+    missing = httpx.post(url.replace("e2e-fixture", "nope"), json={"home_score": 1,
+                         "away_score": 1}, headers=headers, timeout=30)  # fmt: skip
+    assert missing.status_code == 404
+    assert httpx.post(url, json={"home_score": 1, "away_score": 1}, timeout=30).status_code == 401
 
 
 def test_betml_serve_status_and_down(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -45,7 +45,8 @@ def _online_rows(frame: pd.DataFrame, *, roundtrip_every: int = 0) -> pd.DataFra
 @pytest.mark.parametrize("sport", ["football", "moneyline", "racing"])
 def test_settlements_applied_one_by_one_give_the_batch_features(sport: str) -> None:
     seasons = {"football": 3, "moneyline": 2, "racing": 1}[sport]
-    frame = selection_frame(simulate(sport, seasons, seed=11, teams=8 if sport != "racing" else None))
+    teams = 8 if sport != "racing" else None
+    frame = selection_frame(simulate(sport, seasons, seed=11, teams=teams))
     _same(_online_rows(frame, roundtrip_every=7), build_features(frame))
 
 
